@@ -1,0 +1,115 @@
+//! The local stand-in for API Gateway and Lambda: every API function's router behind one HTTP
+//! server, with the JWT authorizer emulated by locally signed tokens, and the AWS resources and
+//! demo users a developer needs.
+
+pub mod gateway;
+pub mod resources;
+pub mod seed;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use auth::local::LocalAuthority;
+use axum::Router;
+use files::{FilesConfig, FilesState, ProcessingQueue};
+use storage::ObjectStore;
+use users::UsersState;
+
+/// Local settings, from the environment (see README).
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    /// LOCAL_ADDR (default 127.0.0.1:3000).
+    pub addr: SocketAddr,
+    /// LOCAL_JWT_SECRET: signs local tokens. Local use only.
+    pub jwt_secret: String,
+    /// JWT_ISSUER (default the local issuer).
+    pub issuer: String,
+    /// JWT_AUDIENCE (default the local audience).
+    pub audience: String,
+    /// UPLOADS_BUCKET (default cad-platform-uploads).
+    pub bucket: String,
+    /// QUEUE_PREFIX: local queue names are `<prefix>file-processing` etc. (default empty).
+    pub queue_prefix: String,
+}
+
+impl LocalConfig {
+    /// Reads the settings, with defaults that work on a fresh machine.
+    pub fn from_env() -> Result<Self, LocalError> {
+        let var =
+            |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
+        let addr = var("LOCAL_ADDR", "127.0.0.1:3000");
+        Ok(Self {
+            addr: addr
+                .parse()
+                .map_err(|_| LocalError::Config(format!("LOCAL_ADDR={addr} is not host:port")))?,
+            jwt_secret: var(
+                "LOCAL_JWT_SECRET",
+                "local-development-secret-not-for-production",
+            ),
+            issuer: var("JWT_ISSUER", auth::local::DEFAULT_ISSUER),
+            audience: var("JWT_AUDIENCE", auth::local::DEFAULT_AUDIENCE),
+            bucket: var("UPLOADS_BUCKET", "cad-platform-uploads"),
+            queue_prefix: var("QUEUE_PREFIX", ""),
+        })
+    }
+
+    /// The token authority for these settings.
+    pub fn authority(&self) -> LocalAuthority {
+        LocalAuthority::new(self.jwt_secret.as_bytes(), &self.issuer, &self.audience)
+    }
+}
+
+/// A local set-up failure.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    /// Bad configuration.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// An AWS call failed (is moto running at AWS_ENDPOINT_URL?).
+    #[error("AWS {0}")]
+    Aws(String),
+    /// A database call failed.
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error(transparent)]
+    Migrate(#[from] db::DbError),
+    /// Token minting failed.
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
+    /// The server failed.
+    #[error("server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The clients and resources every API router shares, built once.
+#[derive(Debug, Clone)]
+pub struct Services {
+    /// Database pool.
+    pub pool: db::PgPool,
+    /// The uploads bucket.
+    pub store: ObjectStore,
+    /// The file-processing queue.
+    pub processing: ProcessingQueue,
+}
+
+/// Every API function's router, merged, with the shared layers applied once, as each function
+/// applies them in Lambda.
+pub fn api(services: &Services) -> Router {
+    let routes = Router::new()
+        .merge(users::router(UsersState {
+            pool: services.pool.clone(),
+        }))
+        .merge(files::router(FilesState {
+            pool: services.pool.clone(),
+            store: services.store.clone(),
+            queue: services.processing.clone(),
+            config: FilesConfig::default(),
+        }));
+    api_common::layers::apply(routes)
+}
+
+/// The API behind the emulated gateway: what a client of `make run` talks to.
+pub fn app(services: &Services, authority: LocalAuthority) -> Router {
+    gateway::wrap(api(services), Arc::new(authority), services.pool.clone())
+}

@@ -1,0 +1,189 @@
+//! Test support: a freshly migrated PostgreSQL database per test, unique S3 and SQS resources in
+//! moto, and the real local server (gateway + every router) on a random port.
+
+use std::net::SocketAddr;
+
+use auth::Role;
+use auth::local::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, LocalAuthority, TokenRequest};
+use local::{Services, resources};
+use sqlx::migrate::MigrateDatabase;
+use sqlx::{Executor, PgPool, Postgres};
+use storage::ObjectStore;
+use uuid::Uuid;
+
+/// Secret of the tests' token authority.
+pub const TEST_JWT_SECRET: &str = "integration-test-secret";
+
+/// Base URL of the PostgreSQL server tests create databases on.
+pub fn postgres_base_url() -> String {
+    std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// Creates a fresh database named `itest_<uuid>` and applies every migration.
+pub async fn fresh_database() -> (PgPool, String) {
+    let name = format!("itest_{}", Uuid::new_v4().simple());
+    let url = format!("{}/{name}", postgres_base_url());
+    Postgres::create_database(&url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot create test database at {url} (is PostgreSQL running? `make test` starts it): {e}"));
+    let pool = PgPool::connect(&url)
+        .await
+        .expect("connect to the test database");
+    db::migrate(&pool)
+        .await
+        .expect("migrations apply to a fresh database");
+    (pool, name)
+}
+
+/// The SDK configuration pointed at moto.
+pub async fn aws() -> aws_config::SdkConfig {
+    let endpoint =
+        std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:5005".into());
+    let creds = aws_sdk_s3::config::Credentials::new("test", "test", None, None, "tests");
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(creds)
+        .load()
+        .await
+}
+
+/// One running copy of the system for a test.
+pub struct TestApp {
+    /// Where the local server listens.
+    pub addr: SocketAddr,
+    /// The test's own database.
+    pub pool: PgPool,
+    /// Its name.
+    pub db_name: String,
+    /// The clients and resources the routers use.
+    pub services: Services,
+    /// Raw SQS client, to look at queues.
+    pub sqs: aws_sdk_sqs::Client,
+    /// URL of the test's file-processing queue.
+    pub processing_queue_url: String,
+    /// HTTP client.
+    pub http: reqwest::Client,
+    authority: LocalAuthority,
+}
+
+impl TestApp {
+    /// Starts everything with fresh resources.
+    pub async fn spawn() -> TestApp {
+        let (pool, db_name) = fresh_database().await;
+        let aws = aws().await;
+        let s3 = storage::s3_client(&aws);
+        let sqs = aws_sdk_sqs::Client::new(&aws);
+        let tag = Uuid::new_v4().simple().to_string();
+        let bucket = format!("itest-{}", &tag[..20]);
+        resources::ensure_bucket(&s3, &bucket).await.expect(
+            "create the test bucket (is moto running at AWS_ENDPOINT_URL? `make test` starts it)",
+        );
+        let queue_url = resources::ensure_queue(
+            &sqs,
+            &format!("itest-{}-file-processing", &tag[..20]),
+            30,
+            3,
+        )
+        .await
+        .expect("create the test queue");
+        let services = Services {
+            pool: pool.clone(),
+            store: ObjectStore::new(s3, bucket),
+            processing: files::ProcessingQueue::new(sqs.clone(), queue_url.clone()),
+        };
+        let authority =
+            LocalAuthority::new(TEST_JWT_SECRET.as_bytes(), DEFAULT_ISSUER, DEFAULT_AUDIENCE);
+        let app = local::app(&services, authority.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("server runs");
+        });
+        TestApp {
+            addr,
+            pool,
+            db_name,
+            services,
+            sqs,
+            processing_queue_url: queue_url,
+            http: reqwest::Client::new(),
+            authority,
+        }
+    }
+
+    /// Absolute URL of a path.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// A token for a new user with this role; the subject is unique per call.
+    pub fn new_user_token(&self, role: Role) -> String {
+        self.token_for(&format!("sub-{}", Uuid::new_v4()), role)
+    }
+
+    /// A token for a given subject and role.
+    pub fn token_for(&self, subject: &str, role: Role) -> String {
+        self.authority
+            .mint(&TokenRequest {
+                subject: subject.to_owned(),
+                email: format!("{subject}@example.com"),
+                username: subject.chars().take(30).collect(),
+                role,
+                ttl_seconds: 600,
+            })
+            .expect("mint")
+    }
+
+    /// GET with a bearer token.
+    pub async fn get(&self, token: &str, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// A request with a JSON body and a bearer token.
+    pub async fn send_json(
+        &self,
+        method: reqwest::Method,
+        token: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        self.http
+            .request(method, self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Removes the test's database (best effort; `make test` also sweeps leftovers).
+    pub async fn cleanup(self) {
+        self.pool.close().await;
+        let admin = PgPool::connect(&format!("{}/postgres", postgres_base_url())).await;
+        if let Ok(admin) = admin {
+            let _ = admin
+                .execute(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.db_name
+                )))
+                .await;
+        }
+    }
+}
+
+/// Reads a JSON body, failing the test with the raw text when it is not JSON.
+pub async fn json_body(resp: reqwest::Response) -> serde_json::Value {
+    let status = resp.status();
+    let text = resp.text().await.expect("body");
+    serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("status {status}, body is not JSON: {text}"))
+}
