@@ -29,7 +29,7 @@ token: ## Print a bearer token for the demo user of ROLE (admin, engineer, viewe
 test: services clean-test-dbs test-rust check-template ## Run every test and check
 
 test-rust: ## The Rust unit and integration tests (needs `make services`)
-	@$(ENV) && cargo test --workspace -j $(JOBS)
+	@$(ENV) && cargo test --workspace --no-fail-fast -j $(JOBS)
 
 check-template: ## sam validate --lint, and cfn-lint on the offline-transformed template
 	@command -v sam >/dev/null || python3 -m pip install --quiet aws-sam-cli

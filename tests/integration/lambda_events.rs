@@ -5,29 +5,15 @@ use std::path::Path;
 
 use auth::Role;
 use axum::Router;
-use files::{FilesConfig, FilesState};
 use integration_tests::TestApp;
 use lambda_http::lambda_runtime::{Context, LambdaEvent};
 use lambda_http::request::LambdaRequest;
 use lambda_http::tower::{Service, ServiceExt};
 use serde_json::Value;
-use users::UsersState;
 
 /// The router exactly as each function's main.rs builds it.
 fn function_router(app: &TestApp, function: &str) -> Router {
-    let routes = match function {
-        "users-api" => users::router(UsersState {
-            pool: app.pool.clone(),
-        }),
-        "files-api" => files::router(FilesState {
-            pool: app.pool.clone(),
-            store: app.services.store.clone(),
-            queue: app.services.processing.clone(),
-            config: FilesConfig::default(),
-        }),
-        other => panic!("no function {other}"),
-    };
-    api_common::layers::apply(routes)
+    local::function_app(&app.services, function).expect("a known function")
 }
 
 /// Runs one event through lambda_http and returns the serialised Lambda response.

@@ -65,12 +65,41 @@ pub struct TestApp {
     pub processing_queue_url: String,
     /// HTTP client.
     pub http: reqwest::Client,
+    /// Key prefix of this test's cache entries.
+    pub cache_prefix: String,
     authority: LocalAuthority,
 }
 
+/// The shared Redis the tests use (REDIS_URL overrides).
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A cache service with its own key prefix on the Redis at `url`.
+pub async fn cache_service(url: &str, prefix: &str) -> cache::CacheService {
+    let mut config = cache::CacheConfig::from_url(url).expect("valid Redis URL");
+    config.key_prefix = prefix.to_owned();
+    // Generous: the machine running tests is shared and busy; a slow answer is not a failure here.
+    config.op_timeout = std::time::Duration::from_millis(500);
+    config.breaker.cool_down = std::time::Duration::from_millis(500);
+    cache::CacheService::connect(config)
+        .await
+        .expect("cache config")
+}
+
 impl TestApp {
-    /// Starts everything with fresh resources.
+    /// Starts everything with fresh resources, caching in the shared Redis under a unique prefix.
     pub async fn spawn() -> TestApp {
+        let prefix = format!("itest:{}:", Uuid::new_v4().simple());
+        let cache = cache_service(&redis_url(), &prefix).await;
+        Self::spawn_with_cache(Some(cache), prefix).await
+    }
+
+    /// Starts everything with the given cache (None: no response caching).
+    pub async fn spawn_with_cache(
+        cache: Option<cache::CacheService>,
+        cache_prefix: String,
+    ) -> TestApp {
         let (pool, db_name) = fresh_database().await;
         let aws = aws().await;
         let s3 = storage::s3_client(&aws);
@@ -92,6 +121,7 @@ impl TestApp {
             pool: pool.clone(),
             store: ObjectStore::new(s3, bucket),
             processing: files::ProcessingQueue::new(sqs.clone(), queue_url.clone()),
+            cache,
         };
         let authority =
             LocalAuthority::new(TEST_JWT_SECRET.as_bytes(), DEFAULT_ISSUER, DEFAULT_AUDIENCE);
@@ -111,6 +141,7 @@ impl TestApp {
             sqs,
             processing_queue_url: queue_url,
             http: reqwest::Client::new(),
+            cache_prefix,
             authority,
         }
     }
@@ -165,8 +196,12 @@ impl TestApp {
             .expect("request")
     }
 
-    /// Removes the test's database (best effort; `make test` also sweeps leftovers).
+    /// Removes the test's database and cache entries (best effort; `make test` also sweeps
+    /// leftover databases, and cache entries expire).
     pub async fn cleanup(self) {
+        if !self.cache_prefix.is_empty() {
+            delete_prefix(&redis_url(), &self.cache_prefix).await;
+        }
         self.pool.close().await;
         let admin = PgPool::connect(&format!("{}/postgres", postgres_base_url())).await;
         if let Ok(admin) = admin {
@@ -186,4 +221,36 @@ pub async fn json_body(resp: reqwest::Response) -> serde_json::Value {
     let text = resp.text().await.expect("body");
     serde_json::from_str(&text)
         .unwrap_or_else(|_| panic!("status {status}, body is not JSON: {text}"))
+}
+
+/// Deletes every key under `prefix` (SCAN, never KEYS or FLUSHDB: the Redis is shared).
+pub async fn delete_prefix(url: &str, prefix: &str) {
+    let Ok(client) = redis::Client::open(url) else {
+        return;
+    };
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+        return;
+    };
+    let mut cursor: u64 = 0;
+    loop {
+        let Ok((next, keys)): redis::RedisResult<(u64, Vec<String>)> = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await
+        else {
+            return;
+        };
+        if !keys.is_empty() {
+            let _: redis::RedisResult<u64> =
+                redis::cmd("UNLINK").arg(&keys).query_async(&mut conn).await;
+        }
+        if next == 0 {
+            return;
+        }
+        cursor = next;
+    }
 }

@@ -1,12 +1,14 @@
 //! Lambda function serving the files routes. Wiring only: the routes live in `shared/files`.
 
 use files::{FilesConfig, FilesState, ProcessingQueue};
+use response_pipeline::Invalidator;
 use storage::ObjectStore;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     bootstrap::init_tracing();
     let aws = bootstrap::aws_config().await;
+    let cache = bootstrap::cache().await?;
     let state = FilesState {
         pool: bootstrap::database(&aws).await?,
         store: ObjectStore::new(
@@ -18,7 +20,8 @@ async fn main() -> Result<(), lambda_http::Error> {
             bootstrap::required_env("FILE_PROCESSING_QUEUE_URL")?,
         ),
         config: FilesConfig::default(),
+        invalidator: Invalidator::new(cache.clone()),
     };
-    let app = api_common::layers::apply(files::router(state));
+    let app = response_pipeline::apply(files::router(state), cache);
     lambda_http::run(app).await
 }

@@ -1,5 +1,6 @@
 //! Lambda function serving the users routes. Wiring only: the routes live in `shared/users`.
 
+use response_pipeline::Invalidator;
 use users::UsersState;
 
 #[tokio::main]
@@ -7,6 +8,11 @@ async fn main() -> Result<(), lambda_http::Error> {
     bootstrap::init_tracing();
     let aws = bootstrap::aws_config().await;
     let pool = bootstrap::database(&aws).await?;
-    let app = api_common::layers::apply(users::router(UsersState { pool }));
+    let cache = bootstrap::cache().await?;
+    let state = UsersState {
+        pool,
+        invalidator: Invalidator::new(cache.clone()),
+    };
+    let app = response_pipeline::apply(users::router(state), cache);
     lambda_http::run(app).await
 }

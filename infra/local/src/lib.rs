@@ -12,6 +12,7 @@ use std::sync::Arc;
 use auth::local::LocalAuthority;
 use axum::Router;
 use files::{FilesConfig, FilesState, ProcessingQueue};
+use response_pipeline::Invalidator;
 use storage::ObjectStore;
 use users::UsersState;
 
@@ -91,22 +92,46 @@ pub struct Services {
     pub store: ObjectStore,
     /// The file-processing queue.
     pub processing: ProcessingQueue,
+    /// Redis, when configured.
+    pub cache: Option<cache::CacheService>,
+}
+
+/// The users-api state over the shared clients.
+pub fn users_state(services: &Services) -> UsersState {
+    UsersState {
+        pool: services.pool.clone(),
+        invalidator: Invalidator::new(services.cache.clone()),
+    }
+}
+
+/// The files-api state over the shared clients.
+pub fn files_state(services: &Services) -> FilesState {
+    FilesState {
+        pool: services.pool.clone(),
+        store: services.store.clone(),
+        queue: services.processing.clone(),
+        config: FilesConfig::default(),
+        invalidator: Invalidator::new(services.cache.clone()),
+    }
+}
+
+/// One API function's router with the shared layers, as its `main.rs` builds it for Lambda.
+pub fn function_app(services: &Services, function: &str) -> Option<Router> {
+    let routes = match function {
+        "users-api" => users::router(users_state(services)),
+        "files-api" => files::router(files_state(services)),
+        _ => return None,
+    };
+    Some(response_pipeline::apply(routes, services.cache.clone()))
 }
 
 /// Every API function's router, merged, with the shared layers applied once, as each function
 /// applies them in Lambda.
 pub fn api(services: &Services) -> Router {
     let routes = Router::new()
-        .merge(users::router(UsersState {
-            pool: services.pool.clone(),
-        }))
-        .merge(files::router(FilesState {
-            pool: services.pool.clone(),
-            store: services.store.clone(),
-            queue: services.processing.clone(),
-            config: FilesConfig::default(),
-        }));
-    api_common::layers::apply(routes)
+        .merge(users::router(users_state(services)))
+        .merge(files::router(files_state(services)));
+    response_pipeline::apply(routes, services.cache.clone())
 }
 
 /// The API behind the emulated gateway: what a client of `make run` talks to.

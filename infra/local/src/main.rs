@@ -73,6 +73,9 @@ async fn serve() -> Result<(), LocalError> {
         pool,
         store: ObjectStore::new(s3, config.bucket.clone()),
         processing: files::ProcessingQueue::new(sqs, processing_url),
+        cache: bootstrap::cache()
+            .await
+            .map_err(|e| LocalError::Config(e.to_string()))?,
     };
     let app = local::app(&services, authority);
     let listener = tokio::net::TcpListener::bind(config.addr).await?;

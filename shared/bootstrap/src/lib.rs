@@ -14,6 +14,9 @@ pub enum StartupError {
     /// The database could not be configured.
     #[error(transparent)]
     Db(#[from] db::DbError),
+    /// The cache settings are contradictory or invalid.
+    #[error(transparent)]
+    Cache(#[from] cache::CacheError),
 }
 
 /// Whether this process runs inside AWS Lambda.
@@ -55,6 +58,25 @@ pub fn required_env(name: &'static str) -> Result<String, StartupError> {
         .ok()
         .filter(|v| !v.trim().is_empty())
         .ok_or(StartupError::MissingEnv(name))
+}
+
+/// The Redis/ElastiCache client when one is configured (REDIS_HOST, REDIS_URL or an ElastiCache
+/// id), else None: the API then runs without a response cache (every response `X-Cache: BYPASS`).
+/// An unreachable Redis is not an error: the cache reports itself unavailable until it answers.
+pub async fn cache() -> Result<Option<cache::CacheService>, StartupError> {
+    let configured = [
+        "REDIS_HOST",
+        "REDIS_URL",
+        "ELASTICACHE_REPLICATION_GROUP_ID",
+        "ELASTICACHE_SERVERLESS_CACHE_NAME",
+    ]
+    .iter()
+    .any(|v| std::env::var(v).is_ok_and(|s| !s.trim().is_empty()));
+    if !configured || std::env::var("CACHE_DISABLED").is_ok_and(|v| v == "true") {
+        tracing::warn!("no Redis configured: response caching is off");
+        return Ok(None);
+    }
+    Ok(Some(cache::CacheService::from_env().await?))
 }
 
 /// The database pool (lazy: built without connecting), from DATABASE_URL or DATABASE_SECRET_ARN.

@@ -12,4 +12,4 @@ pub mod validate;
 pub use error::FilesError;
 pub use model::{CadFile, FileVersion};
 pub use processing::ProcessingQueue;
-pub use routes::{FilesConfig, FilesState, router};
+pub use routes::{FilesConfig, FilesState, file_facts, router};

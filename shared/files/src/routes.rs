@@ -7,6 +7,7 @@ use axum::extract::{FromRef, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use response_pipeline::{Invalidator, tags};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use storage::{ObjectStore, PresignedRequest};
@@ -49,6 +50,8 @@ pub struct FilesState {
     pub queue: ProcessingQueue,
     /// Limits.
     pub config: FilesConfig,
+    /// Removes cached responses a change makes stale.
+    pub invalidator: Invalidator,
 }
 
 /// The files-api router, ready for `lambda_http::run` or a local server.
@@ -100,6 +103,27 @@ async fn load(state: &FilesState, raw_id: &str) -> ApiResult<CadFile> {
         .ok_or_else(|| ApiError::NotFound(format!("file {id}")))
 }
 
+/// What cached responses know a file by.
+pub fn file_facts(file: &CadFile) -> tags::FileFacts {
+    tags::FileFacts {
+        id: file.id.to_string(),
+        uploaded_by: file.uploaded_by.to_string(),
+        project: file.project_name.clone(),
+        tags: file.tags.clone(),
+        search_terms: Vec::new(),
+    }
+}
+
+/// Invalidates the cached responses a change from `before` to `after` makes stale.
+async fn invalidate_file(state: &FilesState, before: Option<&CadFile>, after: Option<&CadFile>) {
+    let before = before.map(file_facts);
+    let after = after.map(file_facts);
+    state
+        .invalidator
+        .invalidate(&tags::for_file_change(before.as_ref(), after.as_ref()))
+        .await;
+}
+
 /// An upload the client performs: the file (or version) and where to PUT its bytes.
 #[derive(Debug, Serialize)]
 struct UploadSession<T> {
@@ -116,6 +140,7 @@ async fn create_file(
     require_writer(&me)?;
     let file = body.validate()?;
     let row = repo::create(&state.pool, me.id, &file).await?;
+    invalidate_file(&state, None, Some(&row)).await;
     let upload = state
         .store
         .presign_put(&row.s3_key, &row.mime_type, state.config.upload_url_ttl)
@@ -209,6 +234,7 @@ async fn update_file(
     let updated = repo::update(&state.pool, me.id, file.id, &changes)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("file {}", file.id)))?;
+    invalidate_file(&state, Some(&file), Some(&updated)).await;
     Ok(Json(updated))
 }
 
@@ -250,6 +276,7 @@ async fn delete_file(
         .await
         .map_err(FilesError::from)?;
     tx.commit().await.map_err(FilesError::from)?;
+    invalidate_file(&state, Some(&file), None).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -338,7 +365,7 @@ async fn complete(
         )));
     };
     let correlation_id = headers
-        .get(api_common::layers::REQUEST_ID_HEADER)
+        .get(api_common::REQUEST_ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
@@ -353,6 +380,8 @@ async fn complete(
         .enqueue(&job, file.uploaded_by, &correlation_id)
         .await?;
     tx.commit().await.map_err(FilesError::from)?;
+    // Owner, project and tags do not change on completion; status, size and version do.
+    invalidate_file(state, None, Some(&file)).await;
     tracing::info!(file_id = %file.id, version = version.version, %job_id, "upload complete, processing queued");
     Ok((
         StatusCode::ACCEPTED,
@@ -411,6 +440,10 @@ async fn create_version(
     )
     .await?
     .ok_or_else(|| ApiError::NotFound(format!("file {}", file.id)))?;
+    state
+        .invalidator
+        .invalidate(&[tags::file(&file.id.to_string())])
+        .await;
     let presigned = state
         .store
         .presign_put(

@@ -244,7 +244,14 @@ mod tests {
         let (orig, safe) = validate_name("  Bracket v2 (final).STEP ").unwrap();
         assert_eq!(orig, "Bracket v2 (final).STEP");
         assert_eq!(safe, "Bracket_v2__final_.STEP");
-        for bad in ["", "../x.stl", "a/b.stl", "photo.png", "noext", "x.stl\n"] {
+        for bad in [
+            "",
+            "../x.stl",
+            "a/b.stl",
+            "photo.png",
+            "noext",
+            "x\u{7}y.stl",
+        ] {
             assert_eq!(
                 field_of(validate_name(bad).unwrap_err()).as_deref(),
                 Some("name"),

@@ -59,9 +59,9 @@ impl User {
 /// How often `last_login_at` is refreshed: a write on every request would cost more than it tells.
 const LOGIN_REFRESH_SECONDS: i64 = 300;
 
-/// Returns the caller's row, creating it on their first request and keeping email and login
-/// time current.
-pub async fn provision(pool: &PgPool, caller: &Caller) -> Result<User, UsersError> {
+/// Returns the caller's row (and whether it was just created), creating it on their first
+/// request and keeping email and login time current.
+pub async fn provision(pool: &PgPool, caller: &Caller) -> Result<(User, bool), UsersError> {
     let existing = sqlx::query_as::<_, User>("SELECT * FROM users WHERE cognito_sub = $1")
         .bind(&caller.subject)
         .fetch_optional(pool)
@@ -72,7 +72,7 @@ pub async fn provision(pool: &PgPool, caller: &Caller) -> Result<User, UsersErro
             .last_login_at
             .is_none_or(|t| (Utc::now() - t).num_seconds() > LOGIN_REFRESH_SECONDS);
         if !email_changed && !login_stale {
-            return Ok(user);
+            return Ok((user, false));
         }
         let updated = sqlx::query_as::<_, User>(
             "UPDATE users SET email = COALESCE($2, email), last_login_at = now(), \
@@ -83,7 +83,7 @@ pub async fn provision(pool: &PgPool, caller: &Caller) -> Result<User, UsersErro
         .bind(caller.email.as_deref())
         .fetch_one(pool)
         .await?;
-        return Ok(updated);
+        return Ok((updated, false));
     }
     let email = caller.email.clone().unwrap_or_default();
     let username = caller
@@ -110,15 +110,16 @@ pub async fn provision(pool: &PgPool, caller: &Caller) -> Result<User, UsersErro
     match inserted {
         Some(user) => {
             tracing::info!(user_id = %user.id, role = %caller.role, "provisioned user on first request");
-            Ok(user)
+            Ok((user, true))
         }
         // A concurrent first request inserted the row between our SELECT and INSERT.
-        None => Ok(
+        None => Ok((
             sqlx::query_as::<_, User>("SELECT * FROM users WHERE cognito_sub = $1")
                 .bind(&caller.subject)
                 .fetch_one(pool)
                 .await?,
-        ),
+            false,
+        )),
     }
 }
 

@@ -12,6 +12,8 @@ use serde::Deserialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use response_pipeline::{Invalidator, tags};
+
 use crate::repo::{self, ListFilter, UpdateOutcome, UserChanges};
 use crate::{CurrentUser, User};
 
@@ -20,6 +22,8 @@ use crate::{CurrentUser, User};
 pub struct UsersState {
     /// The process-wide pool.
     pub pool: PgPool,
+    /// Removes cached responses a change makes stale.
+    pub invalidator: Invalidator,
 }
 
 /// The users-api router, ready for `lambda_http::run` or a local server.
@@ -145,7 +149,16 @@ async fn update_user(
     }
     let changes = body.validate()?;
     match repo::update(&state.pool, me.id, id, &changes).await? {
-        UpdateOutcome::Updated(user) => Ok(Json(user)),
+        UpdateOutcome::Updated(user) => {
+            state
+                .invalidator
+                .invalidate(&tags::for_user_change(
+                    &user.id.to_string(),
+                    &user.cognito_sub,
+                ))
+                .await;
+            Ok(Json(user))
+        }
         UpdateOutcome::NotFound => Err(ApiError::NotFound(format!("user {id}"))),
         UpdateOutcome::LastAdmin => Err(ApiError::Conflict(
             "this would leave no active admin; promote another admin first".into(),

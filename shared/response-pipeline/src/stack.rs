@@ -1,0 +1,31 @@
+//! The one place where the layers every API function shares are stacked, in order.
+
+use axum::Router;
+use axum::http::Request;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::{PipelineConfig, ResponseCacheConfig, ResponseCacheLayer, ResponsePipelineLayer};
+
+/// Wraps an API function's router in the shared layers. From the outside in: request id,
+/// tracing, then, inside routing so the matched route is known, the response cache (Redis;
+/// disabled when `cache` is None) and the response pipeline (304s, compression, ETag,
+/// Cache-Control, size guard). Unknown routes get a JSON 404.
+pub fn apply(router: Router, cache: Option<cache::CacheService>) -> Router {
+    let header = http::HeaderName::from_static(api_common::REQUEST_ID_HEADER);
+    let pipeline = PipelineConfig::default();
+    router
+        .fallback(|| async { api_common::ApiError::NotFound("route".to_owned()) })
+        .layer(ResponsePipelineLayer::new(pipeline.clone()))
+        .layer(ResponseCacheLayer::new(cache, ResponseCacheConfig::default(), pipeline))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            let id = req
+                .headers()
+                .get(api_common::REQUEST_ID_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(PropagateRequestIdLayer::new(header.clone()))
+        .layer(SetRequestIdLayer::new(header, MakeRequestUuid))
+}
