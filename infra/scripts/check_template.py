@@ -50,6 +50,7 @@ def main():
         "DatabaseSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf",
         "VpcSubnetIds": "subnet-0123456789abcdef0,subnet-0123456789abcdef1",
         "VpcSecurityGroupIds": "sg-0123456789abcdef0",
+        "VpcId": "vpc-0123456789abcdef0",
         "AWS::Region": "us-east-1",
     }
     cfn = transform(template, params, OfflinePolicyLoader())

@@ -8,7 +8,7 @@ use storage::ObjectStore;
 async fn main() -> Result<(), lambda_http::Error> {
     bootstrap::init_tracing();
     let aws = bootstrap::aws_config().await;
-    let cache = bootstrap::cache().await?;
+    let cache = bootstrap::cache(&aws).await?;
     let state = FilesState {
         pool: bootstrap::database(&aws).await?,
         store: ObjectStore::new(

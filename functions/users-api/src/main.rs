@@ -8,7 +8,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     bootstrap::init_tracing();
     let aws = bootstrap::aws_config().await;
     let pool = bootstrap::database(&aws).await?;
-    let cache = bootstrap::cache().await?;
+    let cache = bootstrap::cache(&aws).await?;
     let state = UsersState {
         pool,
         invalidator: Invalidator::new(cache.clone()),

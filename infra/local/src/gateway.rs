@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use auth::local::{LocalAuthority, bearer_token, request_context};
+use auth::local::{LocalAuthority, bearer_token};
+use auth::request_context;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};

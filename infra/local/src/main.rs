@@ -27,6 +27,40 @@ async fn main() {
     }
 }
 
+/// Emulates the template's EventBridge schedule of the cache-warmer function.
+fn spawn_cache_warmer(services: &Services) {
+    if services.cache.is_none() {
+        return;
+    }
+    let interval: u64 = std::env::var("CACHE_WARM_INTERVAL_S")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let paths = response_pipeline::warm::parse_paths(
+        &std::env::var("CACHE_WARM_PATHS")
+            .unwrap_or_else(|_| "/api/files,/api/files?sort=name".into()),
+    );
+    if let Err(err) = response_pipeline::warm::check_paths(&paths) {
+        tracing::error!(error = %err, "CACHE_WARM_PATHS refused; the local cache warmer is off");
+        return;
+    }
+    let Some(router) = local::function_app(services, "files-api") else {
+        return;
+    };
+    let claims = [("sub", "service:cache-warmer"), ("custom:role", "viewer")]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let context = auth::request_context(claims, "GET", "/");
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(interval.max(10)));
+        loop {
+            tick.tick().await;
+            response_pipeline::warm::warm(&router, &paths, &context).await;
+        }
+    });
+}
+
 fn token(role: &str) -> Result<(), LocalError> {
     let role: Role = role.parse().map_err(LocalError::Config)?;
     let config = LocalConfig::from_env()?;
@@ -73,10 +107,11 @@ async fn serve() -> Result<(), LocalError> {
         pool,
         store: ObjectStore::new(s3, config.bucket.clone()),
         processing: files::ProcessingQueue::new(sqs, processing_url),
-        cache: bootstrap::cache()
+        cache: bootstrap::cache(&aws)
             .await
             .map_err(|e| LocalError::Config(e.to_string()))?,
     };
+    spawn_cache_warmer(&services);
     let app = local::app(&services, authority);
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     println!("API listening on http://{}", config.addr);

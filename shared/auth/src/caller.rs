@@ -4,6 +4,10 @@ use std::collections::HashMap;
 
 use axum::extract::FromRequestParts;
 use http::request::Parts;
+use lambda_http::aws_lambda_events::apigw::{
+    ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription,
+    ApiGatewayV2httpRequestContext,
+};
 use lambda_http::request::RequestContext;
 
 use crate::{AuthError, Role};
@@ -67,6 +71,24 @@ fn highest_group_role(groups: &str) -> Option<Role> {
             .collect(),
     };
     names.iter().filter_map(|n| Role::parse(n)).max()
+}
+
+/// The request context an HTTP API JWT authorizer would attach for these claims.
+pub fn request_context(
+    claims: HashMap<String, String>,
+    method: &str,
+    path: &str,
+) -> RequestContext {
+    let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
+    jwt.claims = claims;
+    let mut authorizer = ApiGatewayRequestAuthorizer::default();
+    authorizer.jwt = Some(jwt);
+    let mut ctx = ApiGatewayV2httpRequestContext::default();
+    ctx.authorizer = Some(authorizer);
+    ctx.stage = Some("$default".to_owned());
+    ctx.http.method = method.parse().unwrap_or_default();
+    ctx.http.path = Some(path.to_owned());
+    RequestContext::ApiGatewayV2(ctx)
 }
 
 /// The claims in a request's context, if the authorizer put any there.

@@ -6,7 +6,7 @@ mod caller;
 pub mod local;
 mod role;
 
-pub use caller::{Caller, caller_from_claims, claims_of};
+pub use caller::{Caller, caller_from_claims, claims_of, request_context};
 pub use role::Role;
 
 /// Why a caller could not be established from a request.

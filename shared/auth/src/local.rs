@@ -6,11 +6,6 @@ use std::collections::HashMap;
 
 use chrono::Utc;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use lambda_http::aws_lambda_events::apigw::{
-    ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription,
-    ApiGatewayV2httpRequestContext,
-};
-use lambda_http::request::RequestContext;
 use serde_json::{Map, Value};
 
 use crate::{AuthError, Role};
@@ -119,24 +114,6 @@ pub fn flatten_claims(claims: &Map<String, Value>) -> HashMap<String, String> {
         .collect()
 }
 
-/// The request context an HTTP API JWT authorizer would attach for these claims.
-pub fn request_context(
-    claims: HashMap<String, String>,
-    method: &str,
-    path: &str,
-) -> RequestContext {
-    let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
-    jwt.claims = claims;
-    let mut authorizer = ApiGatewayRequestAuthorizer::default();
-    authorizer.jwt = Some(jwt);
-    let mut ctx = ApiGatewayV2httpRequestContext::default();
-    ctx.authorizer = Some(authorizer);
-    ctx.stage = Some("$default".to_owned());
-    ctx.http.method = method.parse().unwrap_or_default();
-    ctx.http.path = Some(path.to_owned());
-    RequestContext::ApiGatewayV2(ctx)
-}
-
 /// Extracts the bearer token from an `Authorization` header value.
 pub fn bearer_token(header: &str) -> Option<&str> {
     let (scheme, token) = header.split_once(' ')?;
@@ -150,6 +127,7 @@ pub fn bearer_token(header: &str) -> Option<&str> {
 mod tests {
     use super::*;
     use crate::caller::{caller_from_claims, claims_of};
+    use crate::request_context;
 
     fn authority() -> LocalAuthority {
         LocalAuthority::new(b"secret", DEFAULT_ISSUER, DEFAULT_AUDIENCE)

@@ -14,6 +14,9 @@ pub enum StartupError {
     /// The database could not be configured.
     #[error(transparent)]
     Db(#[from] db::DbError),
+    /// A secret could not be read.
+    #[error("could not read a secret: {0}")]
+    Secret(String),
     /// The cache settings are contradictory or invalid.
     #[error(transparent)]
     Cache(#[from] cache::CacheError),
@@ -63,7 +66,11 @@ pub fn required_env(name: &'static str) -> Result<String, StartupError> {
 /// The Redis/ElastiCache client when one is configured (REDIS_HOST, REDIS_URL or an ElastiCache
 /// id), else None: the API then runs without a response cache (every response `X-Cache: BYPASS`).
 /// An unreachable Redis is not an error: the cache reports itself unavailable until it answers.
-pub async fn cache() -> Result<Option<cache::CacheService>, StartupError> {
+/// REDIS_PASSWORD_SECRET_ARN names a Secrets Manager secret holding the AUTH token, read once here
+/// so the token never sits in the function's environment.
+pub async fn cache(
+    aws: &aws_config::SdkConfig,
+) -> Result<Option<cache::CacheService>, StartupError> {
     let configured = [
         "REDIS_HOST",
         "REDIS_URL",
@@ -76,11 +83,57 @@ pub async fn cache() -> Result<Option<cache::CacheService>, StartupError> {
         tracing::warn!("no Redis configured: response caching is off");
         return Ok(None);
     }
-    Ok(Some(cache::CacheService::from_env().await?))
+    let mut config = cache::CacheConfig::from_env()?;
+    if let Ok(arn) = std::env::var("REDIS_PASSWORD_SECRET_ARN")
+        && !arn.trim().is_empty()
+    {
+        config.password = Some(redis_token(aws, &arn).await?);
+    }
+    Ok(Some(cache::CacheService::connect(config).await?))
+}
+
+async fn redis_token(aws: &aws_config::SdkConfig, arn: &str) -> Result<String, StartupError> {
+    let client = aws_sdk_secretsmanager::Client::new(aws);
+    let secret = client
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .map_err(|e| {
+            StartupError::Secret(aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string())
+        })?;
+    let text = secret
+        .secret_string()
+        .ok_or_else(|| StartupError::Secret("the Redis token secret has no string value".into()))?;
+    Ok(token_from_secret(text))
+}
+
+/// The token is the whole secret string, or a `token` / `password` / `auth_token` field of JSON.
+fn token_from_secret(text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| {
+            ["token", "password", "auth_token"]
+                .iter()
+                .find_map(|k| v.get(k).and_then(|t| t.as_str()).map(str::to_owned))
+        })
+        .unwrap_or_else(|| text.trim().to_owned())
 }
 
 /// The database pool (lazy: built without connecting), from DATABASE_URL or DATABASE_SECRET_ARN.
 pub async fn database(aws: &aws_config::SdkConfig) -> Result<PgPool, StartupError> {
     let options = db::connect_options_from_env(Some(aws)).await?;
     Ok(db::lazy_pool(options, &db::PoolSettings::from_env()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_tokens_come_from_plain_or_json_secrets() {
+        assert_eq!(token_from_secret("s3cret\n"), "s3cret");
+        assert_eq!(token_from_secret(r#"{"token":"abc"}"#), "abc");
+        assert_eq!(token_from_secret(r#"{"password":"p"}"#), "p");
+    }
 }

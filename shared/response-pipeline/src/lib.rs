@@ -14,6 +14,7 @@ mod service;
 pub mod size;
 mod stack;
 pub mod tags;
+pub mod warm;
 
 pub use compress::Levels;
 pub use negotiate::Encoding;

@@ -26,7 +26,7 @@ use tower::{Layer, Service};
 
 use crate::etag::{etag_for, if_none_match_matches};
 use crate::negotiate::negotiate;
-use crate::route_policy::{CacheProfile, RouteClass, RouteRequest, classify, policy};
+use crate::route_policy::{RouteClass, RouteRequest, classify, policy};
 use crate::service::{PreparedBody, encode, is_negotiable};
 use crate::{Encoding, PipelineConfig, tags};
 
@@ -42,6 +42,8 @@ pub struct ResponseCacheConfig {
     pub wait_for_peer: Duration,
     /// How often a waiting caller looks for the entry.
     pub poll_interval: Duration,
+    /// Replaces every profile's TTL and grace (tests and load experiments; None in production).
+    pub ttl_override: Option<(Duration, Duration)>,
 }
 
 impl Default for ResponseCacheConfig {
@@ -50,6 +52,7 @@ impl Default for ResponseCacheConfig {
             lock_ttl: Duration::from_secs(5),
             wait_for_peer: Duration::from_secs(3),
             poll_interval: Duration::from_millis(15),
+            ttl_override: None,
         }
     }
 }
@@ -152,7 +155,8 @@ impl Outcome {
 /// Everything decided about a cacheable request before calling anything.
 struct Plan {
     named: NamedCache,
-    profile: CacheProfile,
+    ttl: Duration,
+    grace: Duration,
     key: String,
     tags: Vec<String>,
     encoding: Encoding,
@@ -279,9 +283,14 @@ fn plan(shared: &Shared, req: &Request<Body>) -> Option<Plan> {
         xxhash_rust::xxh3::xxh3_128(canonical.as_bytes())
     );
     let headers = req.headers();
+    let (ttl, grace) = shared
+        .config
+        .ttl_override
+        .unwrap_or((profile.ttl(), profile.grace()));
     Some(Plan {
         named: cache.named(profile.name()),
-        profile,
+        ttl,
+        grace,
         key,
         tags: entry_tags,
         encoding: negotiate(
@@ -411,7 +420,7 @@ where
         content_type: header(&CONTENT_TYPE),
         cache_control: header(&CACHE_CONTROL),
         hash: prepared.hash.clone(),
-        fresh_until_ms: now_ms() + plan.profile.ttl().as_millis() as i64,
+        fresh_until_ms: now_ms() + plan.ttl.as_millis() as i64,
         identity: prepared.identity.to_vec(),
         variants,
     };
@@ -427,7 +436,7 @@ where
 }
 
 async fn store(plan: &Plan, entry: &Cached) {
-    let ttl = plan.profile.ttl() + plan.profile.grace();
+    let ttl = plan.ttl + plan.grace;
     let tags: Vec<&str> = plan.tags.iter().map(String::as_str).collect();
     if let Err(err) = plan.named.set_tagged(&plan.key, entry, ttl, &tags).await {
         tracing::debug!(error = %err, key = %plan.key, "response not cached");

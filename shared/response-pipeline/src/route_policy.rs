@@ -241,6 +241,32 @@ pub const ROUTES: &[RoutePolicy] = &[
     },
 ];
 
+/// The route template in the table that a concrete path matches (`/api/files/42` →
+/// `/api/files/{id}`); static segments win over captures, as in the router.
+pub fn template_for(path: &str) -> Option<&'static str> {
+    let segments: Vec<&str> = path.split('/').collect();
+    let mut best: Option<(&'static str, usize)> = None;
+    for p in ROUTES {
+        let template: Vec<&str> = p.route.split('/').collect();
+        if template.len() != segments.len() {
+            continue;
+        }
+        let mut statics = 0;
+        let matches = template.iter().zip(&segments).all(|(t, s)| {
+            if t.starts_with('{') {
+                !s.is_empty()
+            } else {
+                statics += 1;
+                t == s
+            }
+        });
+        if matches && best.is_none_or(|(_, n)| statics > n) {
+            best = Some((p.route, statics));
+        }
+    }
+    best.map(|(r, _)| r)
+}
+
 /// The table row of a route, if it has one.
 pub fn policy(method: &Method, route: &str) -> Option<&'static RoutePolicy> {
     let method = if method == Method::HEAD {
@@ -299,6 +325,18 @@ mod tests {
             RouteClass::Private
         );
         assert_eq!(classify(&Method::GET, None, None), RouteClass::Private);
+    }
+
+    #[test]
+    fn concrete_paths_map_to_their_templates() {
+        assert_eq!(template_for("/api/users/me"), Some("/api/users/me"));
+        assert_eq!(template_for("/api/users/42"), Some("/api/users/{id}"));
+        assert_eq!(
+            template_for("/api/files/42/versions"),
+            Some("/api/files/{id}/versions")
+        );
+        assert_eq!(template_for("/api/files"), Some("/api/files"));
+        assert_eq!(template_for("/api/nothing"), None);
     }
 
     #[test]
