@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end HTTP benchmarks through a release build of the local server, measured by wrk at
+# End-to-end HTTP benchmarks through an optimised build (profile perf) of the local server, measured by wrk at
 # fixed concurrency (figures in the README's performance section):
 #   1. compression: GET /api/files?limit=100 (about 86 KB of JSON) with each Accept-Encoding,
 #      response cache off, so every request pays query + serialisation + compression; identity
@@ -24,8 +24,8 @@ export RUST_LOG="warn"
 export CACHE_KEY_PREFIX="bench-$$:"
 export CACHE_WARM_INTERVAL_S=86400
 
-cargo build -q --release -j "${JOBS:-2}" -p local
-bin="$CARGO_TARGET_DIR/release/local-server"
+cargo build -q --profile perf -j "${JOBS:-2}" -p local
+bin="$CARGO_TARGET_DIR/perf/local-server"
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 start() { # port, extra env...

@@ -444,6 +444,25 @@ impl NamedCache {
         &self.svc.inner
     }
 
+    /// Runs a caller-built pipeline on the shared connection, with the operation timeout and the
+    /// circuit breaker, counting failures under this name (for callers such as the monitoring
+    /// crate that need commands this API does not wrap, e.g. `HINCRBY` + `EXPIRE`).
+    ///
+    /// Keys are sent verbatim: prefix them with [`CacheService::key_prefix`] yourself. In cluster
+    /// mode every key of the pipeline must hash to one slot (share a `{hash tag}`), otherwise
+    /// Redis answers CROSSSLOT. Hit, miss and write counters are not touched.
+    pub async fn pipeline<T: redis::FromRedisValue + Send>(
+        &self,
+        pipe: &Pipeline,
+    ) -> Result<T, CacheError> {
+        self.inner()
+            .run(&self.counters, |mut c| async move {
+                let reply: T = pipe.query_async(&mut c).await?;
+                Ok(reply)
+            })
+            .await
+    }
+
     // ----- reads -------------------------------------------------------------------------------
 
     /// Reads and decodes a typed value.

@@ -1,14 +1,23 @@
 //! PostgreSQL access shared by every function: the pool (built once per process), the embedded
-//! migrations, and where the connection string comes from (env or Secrets Manager).
+//! migrations, and where the connection string comes from (env or Secrets Manager); the writer
+//! and read-replica pools ([`Db`]); query monitoring ([`perf`]); UNNEST batch inserts ([`batch`]).
 
 pub mod audit;
+pub mod batch;
+pub mod perf;
+pub mod replica;
 
 use std::str::FromStr;
 use std::time::Duration;
 
+use log::LevelFilter;
 use serde::Deserialize;
+use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
+pub use batch::{BatchInsertOutcome, UnnestInsert};
+pub use perf::{QueryMonitor, QueryReport};
+pub use replica::{Db, PoolStats, PoolsStats};
 pub use sqlx::PgPool;
 
 /// The migrations under `migrations/`, embedded in every binary that needs them.
@@ -32,6 +41,9 @@ pub enum DbError {
     /// Applying migrations failed.
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A caller passed something unusable (an identifier or type name, an empty column list).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
 }
 
 /// Pool settings; defaults suit a Lambda container, which serves one request at a time.
@@ -119,13 +131,21 @@ fn options_from_secret(text: &str) -> Result<PgConnectOptions, DbError> {
 
 /// Builds the pool without connecting: a cold start never waits for (or dies of) the database;
 /// the first query does, bounded by the acquire timeout.
+///
+/// Every statement and every connection acquire is reported as a `Debug` tracing event
+/// (`sqlx::query`, `sqlx::pool::acquire`): that is what [`perf::QueryMonitor`]'s layer
+/// aggregates. sqlx only formats them when a subscriber wants them, so this costs nothing
+/// without the layer.
 pub fn lazy_pool(options: PgConnectOptions, settings: &PoolSettings) -> PgPool {
     let statement_timeout = settings.statement_timeout.as_millis().to_string();
-    let options = options.options([("statement_timeout", statement_timeout.as_str())]);
+    let options = options
+        .options([("statement_timeout", statement_timeout.as_str())])
+        .log_statements(LevelFilter::Debug);
     PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .min_connections(0)
         .acquire_timeout(settings.acquire_timeout)
+        .acquire_time_level(LevelFilter::Debug)
         // Lambda freezes idle containers; connections older than this are likely dead on thaw.
         .idle_timeout(Duration::from_secs(300))
         .connect_lazy_with(options)

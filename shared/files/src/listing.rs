@@ -13,6 +13,8 @@ use crate::{CadFile, FilesError};
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    /// Full-text query: only for /api/search (the listing refuses it).
+    pub q: Option<String>,
     /// Comma-separated tags.
     pub tags: Option<String>,
     /// `any` (default) or `all` of `tags`.
@@ -86,11 +88,11 @@ struct Position {
     id: Uuid,
 }
 
-/// A validated listing request.
-#[derive(Debug, Clone)]
-pub struct Listing {
+/// Validated filters, shared by the listing and the search.
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
     tags: Vec<String>,
-    tags_mode: TagsMode,
+    tags_mode: Option<TagsMode>,
     project: Option<String>,
     part: Option<String>,
     uploaded_by: Option<Uuid>,
@@ -100,6 +102,12 @@ pub struct Listing {
     max_size: Option<i64>,
     content_type: Option<String>,
     status: Option<String>,
+}
+
+/// A validated listing request.
+#[derive(Debug, Clone)]
+pub struct Listing {
+    filters: Filters,
     sort: SortField,
     order: SortOrder,
     after: Option<(SortKey, Uuid)>,
@@ -130,9 +138,9 @@ impl SortKey {
 }
 
 impl ListQuery {
-    /// Validates the query; `me` is the caller's id, for `uploaded_by=me`.
-    pub fn validate(self, me: Uuid) -> Result<Listing, ApiError> {
-        let tags = match self.tags.as_deref() {
+    /// Validates the filters; `me` is the caller's id, for `uploaded_by=me`.
+    pub fn filters(&mut self, me: Uuid) -> Result<Filters, ApiError> {
+        let tags = match self.tags.take() {
             Some(t) => normalise_tags(t.split(',').map(str::to_owned).collect())?,
             None => Vec::new(),
         };
@@ -157,7 +165,7 @@ impl ListQuery {
         {
             return Err(ApiError::invalid("max_size", "must not be below min_size"));
         }
-        let status = match self.status {
+        let status = match self.status.take() {
             Some(s) if ["uploading", "processing", "ready", "failed"].contains(&s.as_str()) => {
                 Some(s)
             }
@@ -169,6 +177,35 @@ impl ListQuery {
             }
             None => None,
         };
+        Ok(Filters {
+            tags,
+            tags_mode: self.tags_mode,
+            project: optional_label("project", self.project.take())?,
+            part: optional_label("part", self.part.take())?,
+            uploaded_by,
+            created_from: self.created_from,
+            created_to: self.created_to,
+            min_size: self.min_size,
+            max_size: self.max_size,
+            content_type: self
+                .content_type
+                .as_deref()
+                .map(validate_content_type)
+                .transpose()
+                .map_err(|_| ApiError::invalid("content_type", "a MIME type"))?,
+            status,
+        })
+    }
+
+    /// Validates the query as a listing; `me` is the caller's id, for `uploaded_by=me`.
+    pub fn validate(mut self, me: Uuid) -> Result<Listing, ApiError> {
+        if self.q.is_some() {
+            return Err(ApiError::invalid(
+                "q",
+                "full-text queries go to /api/search, which takes the same filters",
+            ));
+        }
+        let filters = self.filters(me)?;
         let sort = self.sort.unwrap_or(SortField::CreatedAt);
         let order = self.order.unwrap_or(match sort {
             SortField::CreatedAt => SortOrder::Desc,
@@ -188,22 +225,7 @@ impl ListQuery {
             }
         };
         Ok(Listing {
-            tags,
-            tags_mode: self.tags_mode.unwrap_or(TagsMode::Any),
-            project: optional_label("project", self.project)?,
-            part: optional_label("part", self.part)?,
-            uploaded_by,
-            created_from: self.created_from,
-            created_to: self.created_to,
-            min_size: self.min_size,
-            max_size: self.max_size,
-            content_type: self
-                .content_type
-                .as_deref()
-                .map(validate_content_type)
-                .transpose()
-                .map_err(|_| ApiError::invalid("content_type", "a MIME type"))?,
-            status,
+            filters,
             sort,
             order,
             after,
@@ -211,27 +233,11 @@ impl ListQuery {
     }
 }
 
-impl Listing {
-    /// The cursor pointing after `file` in this listing's order.
-    pub fn cursor_after(&self, file: &CadFile) -> String {
-        let value = match self.sort {
-            SortField::CreatedAt => serde_json::json!(file.created_at),
-            SortField::Name => serde_json::json!(file.original_name.to_lowercase()),
-            SortField::Size => serde_json::json!(file.file_size),
-        };
-        encode_cursor(&Position {
-            sort: self.sort,
-            order: self.order,
-            value,
-            id: file.id,
-        })
-    }
-
-    /// Runs the listing, returning at most `limit` rows.
-    pub async fn fetch(&self, pool: &PgPool, limit: u32) -> Result<Vec<CadFile>, FilesError> {
-        let mut q: QueryBuilder<Postgres> = QueryBuilder::new("SELECT * FROM cad_files WHERE true");
+impl Filters {
+    /// Appends ` AND …` conditions for every filter set.
+    pub fn push_where(&self, q: &mut QueryBuilder<Postgres>) {
         if !self.tags.is_empty() {
-            q.push(match self.tags_mode {
+            q.push(match self.tags_mode.unwrap_or(TagsMode::Any) {
                 TagsMode::Any => " AND tags && ",
                 TagsMode::All => " AND tags @> ",
             })
@@ -264,6 +270,29 @@ impl Listing {
         if let Some(s) = &self.status {
             q.push(" AND status = ").push_bind(s.clone());
         }
+    }
+}
+
+impl Listing {
+    /// The cursor pointing after `file` in this listing's order.
+    pub fn cursor_after(&self, file: &CadFile) -> String {
+        let value = match self.sort {
+            SortField::CreatedAt => serde_json::json!(file.created_at),
+            SortField::Name => serde_json::json!(file.original_name.to_lowercase()),
+            SortField::Size => serde_json::json!(file.file_size),
+        };
+        encode_cursor(&Position {
+            sort: self.sort,
+            order: self.order,
+            value,
+            id: file.id,
+        })
+    }
+
+    /// Runs the listing, returning at most `limit` rows.
+    pub async fn fetch(&self, pool: &PgPool, limit: u32) -> Result<Vec<CadFile>, FilesError> {
+        let mut q: QueryBuilder<Postgres> = QueryBuilder::new(concat!("SELECT ", crate::cad_file_columns!(), " FROM cad_files WHERE true"));
+        self.filters.push_where(&mut q);
         let column = match self.sort {
             SortField::CreatedAt => "created_at",
             SortField::Name => "lower(original_name)",

@@ -16,6 +16,17 @@ pub mod status {
     pub const FAILED: &str = "failed";
 }
 
+/// The columns of [`CadFile`], for `concat!`-built static queries: the search document
+/// (`search_vector`) is never read back with a file, it only costs bytes on the wire.
+#[macro_export]
+macro_rules! cad_file_columns {
+    () => {
+        "id, uploaded_by, filename, original_name, file_size, mime_type, sha256, checksum, s3_key, \
+         status, processing_error, tags, project_name, part_name, description, metadata, thumbnails, \
+         current_version, created_at, updated_at"
+    };
+}
+
 /// A CAD file.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct CadFile {

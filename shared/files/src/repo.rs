@@ -4,6 +4,7 @@
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Transaction};
 use uuid::Uuid;
 
+use crate::cad_file_columns;
 use crate::model::status;
 use crate::validate::ValidFile;
 use crate::{CadFile, FileVersion, FilesError};
@@ -19,11 +20,12 @@ pub async fn create(pool: &PgPool, owner: Uuid, file: &ValidFile) -> Result<CadF
     let id = Uuid::new_v4();
     let key = object_key(owner, id, 1, &file.filename);
     let mut tx = pool.begin().await?;
-    let row = sqlx::query_as::<_, CadFile>(
+    let row = sqlx::query_as::<_, CadFile>(concat!(
         "INSERT INTO cad_files (id, uploaded_by, filename, original_name, file_size, mime_type, s3_key, \
          tags, project_name, part_name, description) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING *",
-    )
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ",
+        cad_file_columns!()
+    ))
     .bind(id)
     .bind(owner)
     .bind(&file.filename)
@@ -79,7 +81,7 @@ async fn insert_version(
 /// A file by id.
 pub async fn find(pool: &PgPool, id: Uuid) -> Result<Option<CadFile>, FilesError> {
     Ok(
-        sqlx::query_as::<_, CadFile>("SELECT * FROM cad_files WHERE id = $1")
+        sqlx::query_as::<_, CadFile>(concat!("SELECT ", cad_file_columns!(), " FROM cad_files WHERE id = $1"))
             .bind(id)
             .fetch_optional(pool)
             .await?,
@@ -122,7 +124,11 @@ pub async fn create_version(
     let mut tx = pool.begin().await?;
     // The row lock serialises concurrent version requests so each gets its own number.
     let Some(file) =
-        sqlx::query_as::<_, CadFile>("SELECT * FROM cad_files WHERE id = $1 FOR UPDATE")
+        sqlx::query_as::<_, CadFile>(concat!(
+        "SELECT ",
+        cad_file_columns!(),
+        " FROM cad_files WHERE id = $1 FOR UPDATE"
+    ))
             .bind(file_id)
             .fetch_optional(&mut *tx)
             .await?
@@ -172,12 +178,13 @@ pub async fn mark_completed(
         return Ok(None);
     };
     // A newer version completing later wins; an older one never replaces the current one.
-    let file = sqlx::query_as::<_, CadFile>(
+    let file = sqlx::query_as::<_, CadFile>(concat!(
         "UPDATE cad_files SET current_version = $2, s3_key = $3, file_size = $4, mime_type = $5, \
          original_name = $6, checksum = $7, sha256 = NULL, status = $8, processing_error = NULL, \
          updated_at = now() \
-         WHERE id = $1 AND (current_version <= $2 OR status = 'uploading') RETURNING *",
-    )
+         WHERE id = $1 AND (current_version <= $2 OR status = 'uploading') RETURNING ",
+        cad_file_columns!()
+    ))
     .bind(v.file_id)
     .bind(v.version)
     .bind(&v.s3_key)
@@ -191,7 +198,7 @@ pub async fn mark_completed(
     let file = match file {
         Some(f) => f,
         None => {
-            sqlx::query_as::<_, CadFile>("SELECT * FROM cad_files WHERE id = $1")
+            sqlx::query_as::<_, CadFile>(concat!("SELECT ", cad_file_columns!(), " FROM cad_files WHERE id = $1"))
                 .bind(v.file_id)
                 .fetch_one(&mut **tx)
                 .await?
@@ -250,7 +257,9 @@ pub async fn update(
     if let Some(v) = &changes.description {
         q.push(", description = ").push_bind(v.clone());
     }
-    q.push(" WHERE id = ").push_bind(id).push(" RETURNING *");
+    q.push(" WHERE id = ")
+        .push_bind(id)
+        .push(concat!(" RETURNING ", cad_file_columns!()));
     let Some(file) = q
         .build_query_as::<CadFile>()
         .fetch_optional(&mut *tx)

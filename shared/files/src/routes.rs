@@ -245,7 +245,11 @@ async fn delete_file(
 ) -> ApiResult<StatusCode> {
     let id = parse_id(&id, "file")?;
     let mut tx = state.pool.begin().await.map_err(FilesError::from)?;
-    let file = sqlx::query_as::<_, CadFile>("SELECT * FROM cad_files WHERE id = $1 FOR UPDATE")
+    let file = sqlx::query_as::<_, CadFile>(concat!(
+        "SELECT ",
+        crate::cad_file_columns!(),
+        " FROM cad_files WHERE id = $1 FOR UPDATE"
+    ))
         .bind(id)
         .fetch_optional(&mut *tx)
         .await

@@ -19,7 +19,7 @@ pub mod warm;
 pub use compress::Levels;
 pub use negotiate::Encoding;
 pub use response_cache::{
-    Invalidator, ResponseCache, ResponseCacheConfig, ResponseCacheLayer, X_CACHE,
+    CacheTags, Invalidator, ResponseCache, ResponseCacheConfig, ResponseCacheLayer, X_CACHE,
 };
 pub use service::{PipelineConfig, PreparedBody, ResponsePipeline, ResponsePipelineLayer};
 pub use stack::apply;

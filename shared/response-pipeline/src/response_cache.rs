@@ -30,6 +30,14 @@ use crate::route_policy::{RouteClass, RouteRequest, classify, policy};
 use crate::service::{PreparedBody, encode, is_negotiable};
 use crate::{Encoding, PipelineConfig, tags};
 
+/// Extra invalidation tags a handler attaches to its response (e.g. a search's lexemes), added
+/// to those of the route table when the response is cached.
+#[derive(Debug, Clone, Default)]
+pub struct CacheTags(pub Vec<String>);
+
+/// Largest request body hashed into a cache key (POST search); larger requests bypass the cache.
+const MAX_KEYED_BODY: usize = 64 * 1024;
+
 /// The `X-Cache` response header.
 pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 
@@ -71,6 +79,8 @@ struct Cached {
     identity: Vec<u8>,
     /// (coding token, body) pairs.
     variants: Vec<(String, serde_bytes::ByteBuf)>,
+    /// Tags the handler added (kept so a rewrite of the entry keeps them).
+    extra_tags: Vec<String>,
 }
 
 impl Cached {
@@ -196,7 +206,18 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
-    let Some(plan) = plan(&shared, &req) else {
+    let body_hash = if req.method() == Method::POST {
+        match keyed_body(req).await {
+            Ok((rebuilt, hash)) => {
+                req = rebuilt;
+                hash
+            }
+            Err(resp) => return with_outcome(resp, Outcome::Bypass),
+        }
+    } else {
+        None
+    };
+    let Some(plan) = plan(&shared, &req, body_hash.as_deref()) else {
         return with_outcome(call(&mut inner, req).await, Outcome::Bypass);
     };
     if plan.refresh {
@@ -242,9 +263,9 @@ where
     }
 }
 
-fn plan(shared: &Shared, req: &Request<Body>) -> Option<Plan> {
+fn plan(shared: &Shared, req: &Request<Body>, body_hash: Option<&str>) -> Option<Plan> {
     let cache = shared.cache.as_ref()?;
-    if req.method() != Method::GET {
+    if req.method() != Method::GET && body_hash.is_none() {
         return None;
     }
     let route = req.extensions().get::<MatchedPath>()?.as_str().to_owned();
@@ -271,6 +292,9 @@ fn plan(shared: &Shared, req: &Request<Body>) -> Option<Plan> {
     sorted_query.sort();
     for (k, v) in &sorted_query {
         canonical.push_str(&format!("?{k}={v}\n"));
+    }
+    if let Some(hash) = body_hash {
+        canonical.push_str(&format!("body={hash}\n"));
     }
     let mut entry_tags = (policy.tags)(&route_req);
     if private && let Some((subject, role)) = &caller {
@@ -338,6 +362,35 @@ fn query_pairs(query: &str) -> Vec<(String, String)> {
     form_urlencoded::parse(query.as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
+}
+
+/// For a POST whose route caches responses: reads the JSON body (bounded), hashes its canonical
+/// form (keys sorted, no insignificant whitespace) and rebuilds the request. `None` when the route
+/// does not cache or the body is not JSON (the handler then answers it uncached).
+async fn keyed_body(req: Request<Body>) -> Result<(Request<Body>, Option<String>), Response<Body>> {
+    let cacheable = req
+        .extensions()
+        .get::<MatchedPath>()
+        .and_then(|m| policy(req.method(), m.as_str()))
+        .is_some_and(|p| p.cache.is_some());
+    if !cacheable {
+        return Ok((req, None));
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match http_body_util::Limited::new(body, MAX_KEYED_BODY).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => {
+            return Err(crate::service::error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body is larger than 64 KiB",
+            ));
+        }
+    };
+    let hash = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .map(|v| format!("{:032x}", xxhash_rust::xxh3::xxh3_128(v.to_string().as_bytes())));
+    Ok((Request::from_parts(parts, Body::from(bytes)), hash))
 }
 
 fn strip_conditional(mut req: Request<Body>) -> Request<Body> {
@@ -415,6 +468,11 @@ where
             serde_bytes::ByteBuf::from(sent.to_vec()),
         ));
     }
+    let extra = parts
+        .extensions
+        .get::<CacheTags>()
+        .cloned()
+        .unwrap_or_default();
     let entry = Cached {
         status: parts.status.as_u16(),
         content_type: header(&CONTENT_TYPE),
@@ -423,6 +481,7 @@ where
         fresh_until_ms: now_ms() + plan.ttl.as_millis() as i64,
         identity: prepared.identity.to_vec(),
         variants,
+        extra_tags: extra.0,
     };
     store(plan, &entry).await;
     let matches = plan
@@ -436,8 +495,16 @@ where
 }
 
 async fn store(plan: &Plan, entry: &Cached) {
-    let ttl = plan.ttl + plan.grace;
-    let tags: Vec<&str> = plan.tags.iter().map(String::as_str).collect();
+    // Redis keeps the entry through its grace period; a rewrite (a new coding added) keeps the
+    // original freshness.
+    let fresh_left = Duration::from_millis((entry.fresh_until_ms - now_ms()).max(0) as u64);
+    let ttl = fresh_left + plan.grace;
+    let tags: Vec<&str> = plan
+        .tags
+        .iter()
+        .chain(&entry.extra_tags)
+        .map(String::as_str)
+        .collect();
     if let Err(err) = plan.named.set_tagged(&plan.key, entry, ttl, &tags).await {
         tracing::debug!(error = %err, key = %plan.key, "response not cached");
     }

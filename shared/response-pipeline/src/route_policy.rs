@@ -231,6 +231,10 @@ pub const ROUTES: &[RoutePolicy] = &[
         cache: Some(CacheProfile::CadFileMetadata),
         tags: file_tags,
     },
+    // Search pages are keyed per caller: each caller's first run of a query is recorded in their
+    // search history. Tags come from the handler (the query's lexemes).
+    RoutePolicy { method: "GET", route: "/api/search", class: RouteClass::Private, cache: Some(CacheProfile::SearchResults), tags: no_tags },
+    RoutePolicy { method: "POST", route: "/api/search", class: RouteClass::NoStore, cache: Some(CacheProfile::SearchResults), tags: no_tags },
     // A presigned URL is a short-lived credential for one caller.
     RoutePolicy {
         method: "GET",
@@ -288,7 +292,7 @@ pub fn classify(method: &Method, route: Option<&str>, query: Option<&str>) -> Ro
     let Some(route) = route else {
         return RouteClass::Private;
     };
-    let class = policy(method, route).map_or(RouteClass::Private, |p| p.class);
+    let class = policy(&Method::GET, route).map_or(RouteClass::Private, |p| p.class);
     if matches!(class, RouteClass::Catalogue { .. }) && query.is_some_and(is_caller_specific) {
         return RouteClass::Private;
     }
