@@ -17,3 +17,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/cad-target}"
 export RUST_LOG="${RUST_LOG:-info,sqlx=warn,aws_config=warn}"
 export STATE_DIR="${STATE_DIR:-/var/tmp/cad-platform-state}"
 mkdir -p "$STATE_DIR"
+# Metrics: the real-time view in Redis stays on; the EMF lines CloudWatch reads are off locally
+# (they would drown the console). METRICS_EMF=on shows them.
+export METRICS_EMF="${METRICS_EMF:-off}"
+export METRICS_SERVICE="${METRICS_SERVICE:-local}"

@@ -6,5 +6,6 @@ mod compression;
 mod files_api;
 mod gateway;
 mod indexes;
+mod jobs_flow;
 mod lambda_events;
 mod users_api;

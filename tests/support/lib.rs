@@ -14,6 +14,27 @@ use uuid::Uuid;
 /// Secret of the tests' token authority.
 pub const TEST_JWT_SECRET: &str = "integration-test-secret";
 
+/// Key the test system signs webhooks with.
+pub const TEST_WEBHOOK_SECRET: &str = "integration-test-webhook-secret";
+
+/// Sender address of the test system's email (verified in moto's SES at start-up).
+pub const TEST_EMAIL_FROM: &str = "notifications@itest.cad-platform.local";
+
+/// What a test's copy of the system runs besides the API.
+#[derive(Clone, Default)]
+pub struct TestOptions {
+    /// Response cache and metrics store (None: no caching).
+    pub cache: Option<cache::CacheService>,
+    /// Key prefix of this test's cache entries.
+    pub cache_prefix: String,
+    /// Run the five workers on the local event source.
+    pub workers: bool,
+    /// Record metrics (into the cache's Redis) like the deployed functions.
+    pub metrics: bool,
+    /// Visibility timeout of the test's queues (default 30 s).
+    pub visibility_timeout: Option<u32>,
+}
+
 /// Base URL of the PostgreSQL server tests create databases on.
 pub fn postgres_base_url() -> String {
     std::env::var("TEST_POSTGRES_URL")
@@ -68,6 +89,8 @@ pub struct TestApp {
     /// Key prefix of this test's cache entries.
     pub cache_prefix: String,
     authority: LocalAuthority,
+    shutdown: tokio_util::sync::CancellationToken,
+    workers: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// The shared Redis the tests use (REDIS_URL overrides).
@@ -100,6 +123,30 @@ impl TestApp {
         cache: Option<cache::CacheService>,
         cache_prefix: String,
     ) -> TestApp {
+        Self::spawn_with(TestOptions {
+            cache,
+            cache_prefix,
+            ..TestOptions::default()
+        })
+        .await
+    }
+
+    /// Starts the API and the workers (the upload → ready path), caching under a unique prefix.
+    pub async fn spawn_with_workers() -> TestApp {
+        let prefix = format!("itest:{}:", Uuid::new_v4().simple());
+        let cache = cache_service(&redis_url(), &prefix).await;
+        Self::spawn_with(TestOptions {
+            cache: Some(cache),
+            cache_prefix: prefix,
+            workers: true,
+            metrics: true,
+            visibility_timeout: None,
+        })
+        .await
+    }
+
+    /// Starts a copy of the system as `options` say.
+    pub async fn spawn_with(options: TestOptions) -> TestApp {
         let (pool, db_name) = fresh_database().await;
         let aws = aws().await;
         let s3 = storage::s3_client(&aws);
@@ -109,19 +156,71 @@ impl TestApp {
         resources::ensure_bucket(&s3, &bucket).await.expect(
             "create the test bucket (is moto running at AWS_ENDPOINT_URL? `make test` starts it)",
         );
-        let queue_url = resources::ensure_queue(
-            &sqs,
-            &format!("itest-{}-file-processing", &tag[..20]),
-            30,
-            3,
+        let jobs = local::jobs::setup(
+            &aws,
+            &format!("itest-{}-", &tag[..20]),
+            Some(options.visibility_timeout.unwrap_or(30)),
         )
         .await
-        .expect("create the test queue");
+        .expect("create the test queues and tables");
+        let queue_url = jobs
+            .directory
+            .get(jobs::QueueName::FileProcessing)
+            .expect("file-processing queue")
+            .url
+            .clone();
+        let ses = aws_sdk_sesv2::Client::new(&aws);
+        notifications::ensure_sender_identity(&ses, TEST_EMAIL_FROM)
+            .await
+            .expect("verify the test sender in moto's SES");
+        let notifications_config = notifications::NotificationsConfig {
+            email_from: Some(TEST_EMAIL_FROM.to_owned()),
+            webhook_secret: Some(TEST_WEBHOOK_SECRET.as_bytes().to_vec()),
+            webhook_timeout: std::time::Duration::from_secs(5),
+        };
+        let notifications = notifications::NotificationsHandler::new(
+            pool.clone(),
+            notifications::webhook::http_client(notifications_config.webhook_timeout)
+                .expect("http client"),
+            ses,
+            &notifications_config,
+        );
+        let monitor = if options.metrics {
+            let config = monitoring::MonitorConfig {
+                emf: false,
+                service: "itest".to_owned(),
+                ..monitoring::MonitorConfig::default()
+            };
+            let mut builder = monitoring::Monitor::builder().config(config);
+            if let Some(c) = &options.cache {
+                builder = builder.cache(c.clone());
+            }
+            Some(builder.build().expect("monitor"))
+        } else {
+            None
+        };
         let services = Services {
             pool: pool.clone(),
             store: ObjectStore::new(s3, bucket),
-            processing: files::ProcessingQueue::new(sqs.clone(), queue_url.clone()),
-            cache,
+            cache: options.cache,
+            jobs,
+            notifications,
+            monitor,
+        };
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let workers = if options.workers {
+            Some(
+                local::jobs::spawn_workers(
+                    &services,
+                    local::jobs::PollSettings {
+                        wait_time: std::time::Duration::from_secs(1),
+                    },
+                    shutdown.clone(),
+                )
+                .expect("start the workers"),
+            )
+        } else {
+            None
         };
         let authority =
             LocalAuthority::new(TEST_JWT_SECRET.as_bytes(), DEFAULT_ISSUER, DEFAULT_AUDIENCE);
@@ -141,8 +240,10 @@ impl TestApp {
             sqs,
             processing_queue_url: queue_url,
             http: reqwest::Client::new(),
-            cache_prefix,
+            cache_prefix: options.cache_prefix,
             authority,
+            shutdown,
+            workers,
         }
     }
 
@@ -199,6 +300,10 @@ impl TestApp {
     /// Removes the test's database and cache entries (best effort; `make test` also sweeps
     /// leftover databases, and cache entries expire).
     pub async fn cleanup(self) {
+        self.shutdown.cancel();
+        if let Some(w) = self.workers {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(30), w).await;
+        }
         if !self.cache_prefix.is_empty() {
             delete_prefix(&redis_url(), &self.cache_prefix).await;
         }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use files::{FilesConfig, FilesState, ProcessingQueue};
+use files::{FileJobs, FilesConfig, FilesState};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use response_pipeline::{Invalidator, warm};
 use serde_json::Value;
@@ -31,10 +31,8 @@ async fn main() -> Result<(), Error> {
             storage::s3_client(&aws),
             bootstrap::required_env("UPLOADS_BUCKET")?,
         ),
-        queue: ProcessingQueue::new(
-            aws_sdk_sqs::Client::new(&aws),
-            bootstrap::required_env("FILE_PROCESSING_QUEUE_URL")?,
-        ),
+        // Warming only reads; the producer is there because the files state carries one.
+        jobs: FileJobs::new(bootstrap::jobs(&aws).await?.2),
         config: FilesConfig::default(),
         invalidator: Invalidator::new(Some(cache.clone())),
     };

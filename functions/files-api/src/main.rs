@@ -1,6 +1,7 @@
-//! Lambda function serving the files routes. Wiring only: the routes live in `shared/files`.
+//! Lambda function serving the files and search routes. Wiring only: the routes live in
+//! `shared/files` and `shared/search`.
 
-use files::{FilesConfig, FilesState, ProcessingQueue};
+use files::{FileJobs, FilesConfig, FilesState};
 use response_pipeline::Invalidator;
 use storage::ObjectStore;
 
@@ -9,19 +10,22 @@ async fn main() -> Result<(), lambda_http::Error> {
     bootstrap::init_tracing();
     let aws = bootstrap::aws_config().await;
     let cache = bootstrap::cache(&aws).await?;
+    let monitor = bootstrap::monitor(cache.clone())?;
+    let pool = bootstrap::database(&aws).await?;
+    let (_, _, producer) = bootstrap::jobs(&aws).await?;
+    let invalidator = Invalidator::new(cache.clone());
     let state = FilesState {
-        pool: bootstrap::database(&aws).await?,
+        pool: pool.clone(),
         store: ObjectStore::new(
             storage::s3_client(&aws),
             bootstrap::required_env("UPLOADS_BUCKET")?,
         ),
-        queue: ProcessingQueue::new(
-            aws_sdk_sqs::Client::new(&aws),
-            bootstrap::required_env("FILE_PROCESSING_QUEUE_URL")?,
-        ),
+        jobs: FileJobs::new(producer),
         config: FilesConfig::default(),
-        invalidator: Invalidator::new(cache.clone()),
+        invalidator: invalidator.clone(),
     };
-    let app = response_pipeline::apply(files::router(state), cache);
+    let router =
+        files::router(state).merge(search::router(search::SearchState { pool, invalidator }));
+    let app = response_pipeline::apply_monitored(router, cache, Some(monitor));
     lambda_http::run(app).await
 }

@@ -9,10 +9,11 @@ async fn main() -> Result<(), lambda_http::Error> {
     let aws = bootstrap::aws_config().await;
     let pool = bootstrap::database(&aws).await?;
     let cache = bootstrap::cache(&aws).await?;
+    let monitor = bootstrap::monitor(cache.clone())?;
     let state = UsersState {
         pool,
         invalidator: Invalidator::new(cache.clone()),
     };
-    let app = response_pipeline::apply(users::router(state), cache);
+    let app = response_pipeline::apply_monitored(users::router(state), cache, Some(monitor));
     lambda_http::run(app).await
 }

@@ -3,6 +3,7 @@
 //! demo users a developer needs.
 
 pub mod gateway;
+pub mod jobs;
 pub mod resources;
 pub mod seed;
 
@@ -11,7 +12,7 @@ use std::sync::Arc;
 
 use auth::local::LocalAuthority;
 use axum::Router;
-use files::{FilesConfig, FilesState, ProcessingQueue};
+use files::{FileJobs, FilesConfig, FilesState};
 use response_pipeline::Invalidator;
 use storage::ObjectStore;
 use users::UsersState;
@@ -83,17 +84,21 @@ pub enum LocalError {
     Io(#[from] std::io::Error),
 }
 
-/// The clients and resources every API router shares, built once.
+/// The clients and resources every API router and worker shares, built once.
 #[derive(Debug, Clone)]
 pub struct Services {
     /// Database pool.
     pub pool: db::PgPool,
     /// The uploads bucket.
     pub store: ObjectStore,
-    /// The file-processing queue.
-    pub processing: ProcessingQueue,
     /// Redis, when configured.
     pub cache: Option<cache::CacheService>,
+    /// Job queues, tables and producer.
+    pub jobs: jobs::LocalJobs,
+    /// The notifications worker's handler (SES client, webhook signing key).
+    pub notifications: notifications::NotificationsHandler,
+    /// Metrics (EMF on stdout, the real-time view in Redis), when enabled.
+    pub monitor: Option<monitoring::Monitor>,
 }
 
 /// The users-api state over the shared clients.
@@ -109,29 +114,59 @@ pub fn files_state(services: &Services) -> FilesState {
     FilesState {
         pool: services.pool.clone(),
         store: services.store.clone(),
-        queue: services.processing.clone(),
+        jobs: FileJobs::new(services.jobs.producer.clone()),
         config: FilesConfig::default(),
         invalidator: Invalidator::new(services.cache.clone()),
     }
 }
 
+/// The routes of one API function, as its `main.rs` builds them.
+pub fn function_routes(services: &Services, function: &str) -> Option<Router> {
+    let invalidator = Invalidator::new(services.cache.clone());
+    let pool = services.pool.clone();
+    Some(match function {
+        "users-api" => users::router(users_state(services)),
+        "files-api" => files::router(files_state(services))
+            .merge(search::router(search::SearchState { pool, invalidator })),
+        "jobs-api" => job_status::router(job_status::JobStatusState {
+            tracking: services.jobs.tracking.clone(),
+            pool: pool.clone(),
+            invalidator: invalidator.clone(),
+        })
+        .merge(notifications::router(notifications::NotificationsState {
+            pool: pool.clone(),
+            invalidator: invalidator.clone(),
+        }))
+        .merge(reports::router(reports::ReportsState {
+            pool,
+            invalidator,
+            producer: services.jobs.producer.clone(),
+        })),
+        _ => return None,
+    })
+}
+
+/// Names of the API functions the local server mounts.
+pub const API_FUNCTIONS: [&str; 3] = ["users-api", "files-api", "jobs-api"];
+
 /// One API function's router with the shared layers, as its `main.rs` builds it for Lambda.
 pub fn function_app(services: &Services, function: &str) -> Option<Router> {
-    let routes = match function {
-        "users-api" => users::router(users_state(services)),
-        "files-api" => files::router(files_state(services)),
-        _ => return None,
-    };
-    Some(response_pipeline::apply(routes, services.cache.clone()))
+    let routes = function_routes(services, function)?;
+    Some(response_pipeline::apply_monitored(
+        routes,
+        services.cache.clone(),
+        services.monitor.clone(),
+    ))
 }
 
 /// Every API function's router, merged, with the shared layers applied once, as each function
 /// applies them in Lambda.
 pub fn api(services: &Services) -> Router {
-    let routes = Router::new()
-        .merge(users::router(users_state(services)))
-        .merge(files::router(files_state(services)));
-    response_pipeline::apply(routes, services.cache.clone())
+    let routes = API_FUNCTIONS
+        .iter()
+        .filter_map(|f| function_routes(services, f))
+        .fold(Router::new(), Router::merge);
+    response_pipeline::apply_monitored(routes, services.cache.clone(), services.monitor.clone())
 }
 
 /// The API behind the emulated gateway: what a client of `make run` talks to.

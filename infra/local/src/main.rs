@@ -4,9 +4,11 @@
 //!   local-server token ROLE       print a bearer token for the demo user of ROLE
 
 use auth::Role;
+use local::jobs::PollSettings;
 use local::{LocalConfig, LocalError, Services, resources, seed};
 use sqlx::migrate::MigrateDatabase;
 use storage::ObjectStore;
+use tokio_util::sync::CancellationToken;
 
 const TOKEN_TTL_SECONDS: i64 = 12 * 3600;
 
@@ -86,14 +88,8 @@ async fn serve() -> Result<(), LocalError> {
 
     let s3 = storage::s3_client(&aws);
     resources::ensure_bucket(&s3, &config.bucket).await?;
-    let sqs = aws_sdk_sqs::Client::new(&aws);
-    let processing_url = resources::ensure_queue(
-        &sqs,
-        &format!("{}file-processing", config.queue_prefix),
-        900,
-        3,
-    )
-    .await?;
+    let jobs = local::jobs::setup(&aws, &config.queue_prefix, None).await?;
+    let notifications = local_notifications(&aws, &pool).await?;
 
     let users = seed::seed_demo_users(&pool).await?;
     let authority = config.authority();
@@ -103,14 +99,24 @@ async fn serve() -> Result<(), LocalError> {
         println!("  {:<8} {}\n    {token}", user.role, user.email);
     }
 
+    let cache = bootstrap::cache(&aws)
+        .await
+        .map_err(|e| LocalError::Config(e.to_string()))?;
+    let monitor =
+        bootstrap::monitor(cache.clone()).map_err(|e| LocalError::Config(e.to_string()))?;
     let services = Services {
         pool,
         store: ObjectStore::new(s3, config.bucket.clone()),
-        processing: files::ProcessingQueue::new(sqs, processing_url),
-        cache: bootstrap::cache(&aws)
-            .await
-            .map_err(|e| LocalError::Config(e.to_string()))?,
+        cache,
+        jobs,
+        notifications,
+        monitor: Some(monitor),
     };
+    let shutdown = CancellationToken::new();
+    let workers = local::jobs::spawn_workers(&services, PollSettings::default(), shutdown.clone())?;
+    println!(
+        "Workers polling the five queues: file-processing, ai-training, search-indexing, notifications, reports"
+    );
     spawn_cache_warmer(&services);
     let app = local::app(&services, authority);
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
@@ -120,5 +126,37 @@ async fn serve() -> Result<(), LocalError> {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
+    // Let the workers finish the batches they hold, as Lambda would before freezing.
+    shutdown.cancel();
+    let _ = workers.await;
     Ok(())
+}
+
+/// The notifications worker's handler with local defaults: a sender identity verified in moto's
+/// SES and a local webhook signing key, unless the environment sets them.
+async fn local_notifications(
+    aws: &aws_config::SdkConfig,
+    pool: &db::PgPool,
+) -> Result<notifications::NotificationsHandler, LocalError> {
+    let from = std::env::var("NOTIFICATIONS_EMAIL_FROM")
+        .unwrap_or_else(|_| "notifications@cad-platform.local".to_owned());
+    let ses = aws_sdk_sesv2::Client::new(aws);
+    notifications::ensure_sender_identity(&ses, &from)
+        .await
+        .map_err(|e| LocalError::Aws(e.to_string()))?;
+    let secret = std::env::var("NOTIFICATIONS_WEBHOOK_SECRET")
+        .unwrap_or_else(|_| "local-webhook-secret-not-for-production".to_owned());
+    let config = notifications::NotificationsConfig {
+        email_from: Some(from),
+        webhook_secret: Some(secret.into_bytes()),
+        webhook_timeout: std::time::Duration::from_secs(5),
+    };
+    let http = notifications::webhook::http_client(config.webhook_timeout)
+        .map_err(|e| LocalError::Config(e.to_string()))?;
+    Ok(notifications::NotificationsHandler::new(
+        pool.clone(),
+        http,
+        ses,
+        &config,
+    ))
 }

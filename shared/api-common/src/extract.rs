@@ -144,3 +144,23 @@ mod tests {
         assert_eq!(field(parse_json::<Body>(br#"{"name":"#).unwrap_err()), None);
     }
 }
+
+/// The request's correlation id (the `x-request-id` the shared layers set; empty when absent),
+/// carried into every job the request queues so worker logs can be joined to it.
+#[derive(Debug, Clone, Default)]
+pub struct CorrelationId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for CorrelationId {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(CorrelationId(
+            parts
+                .headers
+                .get(crate::REQUEST_ID_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned(),
+        ))
+    }
+}

@@ -6,7 +6,7 @@ mod extract;
 pub mod pagination;
 
 pub use error::ApiError;
-pub use extract::{ApiJson, ApiQuery, parse_id, parse_json};
+pub use extract::{ApiJson, ApiQuery, CorrelationId, parse_id, parse_json};
 pub use pagination::{Page, decode_cursor, encode_cursor, into_page, page_limit};
 
 /// Header carrying the request id (set by the shared layers; used as the correlation id).

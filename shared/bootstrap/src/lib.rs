@@ -20,6 +20,23 @@ pub enum StartupError {
     /// The cache settings are contradictory or invalid.
     #[error(transparent)]
     Cache(#[from] cache::CacheError),
+    /// The metrics settings are invalid.
+    #[error("metrics: {0}")]
+    Monitoring(String),
+    /// The job queues or tables are not configured.
+    #[error("job queues: {0}")]
+    Jobs(#[from] jobs::Error),
+}
+
+/// The job clients, settings and producer of this process (queue URLs and tables from the
+/// environment; see the jobs crate's README).
+pub async fn jobs(
+    aws: &aws_config::SdkConfig,
+) -> Result<(jobs::Clients, jobs::JobsConfig, jobs::Producer), StartupError> {
+    let config = jobs::JobsConfig::from_env()?;
+    let clients = jobs::Clients::new(aws);
+    let producer = jobs::Producer::from_config(&clients, &config).await?;
+    Ok((clients, config, producer))
 }
 
 /// Whether this process runs inside AWS Lambda.
@@ -29,25 +46,47 @@ pub fn in_lambda() -> bool {
 
 /// Logs to stdout: JSON lines in Lambda (CloudWatch Logs Insights parses them), readable text
 /// locally. RUST_LOG filters (default `info`); LOG_FORMAT=json|text overrides the choice.
+/// Every SQL statement also reaches the process's query monitor (statistics, slow-query plans)
+/// and the current request's or job's metrics, whatever RUST_LOG says.
 pub fn init_tracing() {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = match std::env::var("LOG_FORMAT").as_deref() {
         Ok("json") => true,
         Ok("text") => false,
         _ => in_lambda(),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    // try_init: tests and the local server may call this more than once.
-    let _ = if json {
-        builder
+    let output = if json {
+        tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .without_time()
-            .try_init()
+            .with_filter(filter)
+            .boxed()
     } else {
-        builder.with_target(false).try_init()
+        tracing_subscriber::fmt::layer()
+            .with_target(false)
+            .with_filter(filter)
+            .boxed()
     };
+    db::perf::set_statement_observer(|elapsed| {
+        monitoring::record::db_query(elapsed);
+    });
+    // try_init: tests and the local server may call this more than once.
+    let _ = tracing_subscriber::registry()
+        .with(output)
+        .with(db::QueryMonitor::global().layer())
+        .try_init();
+}
+
+/// The metrics of this process (EMF on stdout; the real-time view in Redis when a cache is
+/// configured), named by METRICS_SERVICE and METRICS_NAMESPACE.
+pub fn monitor(cache: Option<cache::CacheService>) -> Result<monitoring::Monitor, StartupError> {
+    monitoring::Monitor::from_env(cache).map_err(|e| StartupError::Monitoring(e.to_string()))
 }
 
 /// The AWS SDK configuration from the standard chain; honours AWS_ENDPOINT_URL for local use.
@@ -123,7 +162,10 @@ fn token_from_secret(text: &str) -> String {
 /// The database pool (lazy: built without connecting), from DATABASE_URL or DATABASE_SECRET_ARN.
 pub async fn database(aws: &aws_config::SdkConfig) -> Result<PgPool, StartupError> {
     let options = db::connect_options_from_env(Some(aws)).await?;
-    Ok(db::lazy_pool(options, &db::PoolSettings::from_env()))
+    let pool = db::lazy_pool(options, &db::PoolSettings::from_env());
+    // Slow statements are explained (plain EXPLAIN, never ANALYZE) on this pool.
+    db::QueryMonitor::global().explain_with(&pool);
+    Ok(pool)
 }
 
 #[cfg(test)]

@@ -75,7 +75,11 @@ async fn unreachable_redis_times_out_then_the_breaker_skips_it() {
         let t = Instant::now();
         let r: Result<(), CacheError> = c.pipeline(&p).await;
         assert!(r.is_err());
-        assert!(t.elapsed() < Duration::from_millis(600), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_millis(600),
+            "{:?}",
+            t.elapsed()
+        );
     }
     assert_eq!(svc.breaker_state(), BreakerState::Open);
     let t = Instant::now();

@@ -4,8 +4,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use db::perf::QueryMonitor;
 use db::UnnestInsert;
+use db::perf::QueryMonitor;
 use sqlx::{AssertSqlSafe, PgPool};
 use support::{TestDb, config, observe};
 
@@ -148,7 +148,10 @@ async fn multi_values_fails_above_65535_parameters_where_unnest_does_not() {
         .execute_in_transaction(&pool, rows)
         .await
         .unwrap();
-    assert_eq!((outcome.statements, outcome.parameters_per_statement), (1, 2));
+    assert_eq!(
+        (outcome.statements, outcome.parameters_per_statement),
+        (1, 2)
+    );
     assert_eq!(count(&pool).await, 40_000);
 
     // At a size both can do (32,000 rows = 64,000 parameters), compare them.

@@ -12,7 +12,9 @@ use support::{TestDb, big_table, config, observe};
 
 fn contains_key(v: &serde_json::Value, key: &str) -> bool {
     match v {
-        serde_json::Value::Object(m) => m.contains_key(key) || m.values().any(|x| contains_key(x, key)),
+        serde_json::Value::Object(m) => {
+            m.contains_key(key) || m.values().any(|x| contains_key(x, key))
+        }
         serde_json::Value::Array(a) => a.iter().any(|x| contains_key(x, key)),
         _ => false,
     }
@@ -46,7 +48,10 @@ async fn different_literal_values_aggregate_under_one_fingerprint() {
     for id in 1..=5 {
         // Literal values inlined in the text …
         let sql = format!("SELECT name FROM items WHERE id = {id}");
-        sqlx::query(AssertSqlSafe(sql)).fetch_all(&pool).await.unwrap();
+        sqlx::query(AssertSqlSafe(sql))
+            .fetch_all(&pool)
+            .await
+            .unwrap();
     }
     for id in [7, 8, 9] {
         // … and bound parameters, differently spelt: one statement.
@@ -67,16 +72,30 @@ async fn different_literal_values_aggregate_under_one_fingerprint() {
         .await
         .unwrap();
 
-    let s = monitor.stats_for("select name from items where id = 1").unwrap();
+    let s = monitor
+        .stats_for("select name from items where id = 1")
+        .unwrap();
     assert_eq!(s.fingerprint, "select name from items where id = ?");
     assert_eq!(s.calls, 8);
     assert_eq!(s.rows, 8, "one row returned per call");
-    assert!(s.max_ms >= s.p95_ms && s.p95_ms > 0.0 && s.mean_ms > 0.0, "{s:?}");
-    let in_list = monitor.stats_for("select name from items where id in (1)").unwrap();
-    assert_eq!(in_list.fingerprint, "select name from items where id in (?)");
+    assert!(
+        s.max_ms >= s.p95_ms && s.p95_ms > 0.0 && s.mean_ms > 0.0,
+        "{s:?}"
+    );
+    let in_list = monitor
+        .stats_for("select name from items where id in (1)")
+        .unwrap();
+    assert_eq!(
+        in_list.fingerprint,
+        "select name from items where id in (?)"
+    );
     assert_eq!((in_list.calls, in_list.rows), (2, 6));
     // One acquire per query (ten since the monitor started), timed by sqlx and seen too.
-    assert!(monitor.acquire_stats().count >= 10, "{:?}", monitor.acquire_stats());
+    assert!(
+        monitor.acquire_stats().count >= 10,
+        "{:?}",
+        monitor.acquire_stats()
+    );
     // Nothing here was slow.
     assert!(monitor.slow_queries().is_empty());
 }
@@ -104,7 +123,10 @@ async fn a_slow_select_is_logged_with_its_plan_and_recommendations() {
         .await
         .unwrap();
     assert_eq!(rows.len(), 200);
-    assert!(monitor.settle(Duration::from_secs(10)).await, "EXPLAINs finished");
+    assert!(
+        monitor.settle(Duration::from_secs(10)).await,
+        "EXPLAINs finished"
+    );
 
     let literal = only_slow(&monitor, "v % ?");
     assert!(literal.duration_ms >= 150.0);
@@ -112,7 +134,10 @@ async fn a_slow_select_is_logged_with_its_plan_and_recommendations() {
     assert_eq!(literal.plan_status, "explained");
     assert_eq!(literal.plan_method, Some(PlanMethod::Explain));
     let plan = literal.plan.as_ref().expect("plan kept");
-    assert!(!contains_key(plan, "Actual Total Time"), "never EXPLAIN ANALYZE");
+    assert!(
+        !contains_key(plan, "Actual Total Time"),
+        "never EXPLAIN ANALYZE"
+    );
     let seq = literal
         .recommendations
         .iter()
@@ -120,7 +145,11 @@ async fn a_slow_select_is_logged_with_its_plan_and_recommendations() {
         .expect("seq scan flagged");
     assert_eq!(seq.relation.as_deref(), Some("big"));
     assert_eq!(seq.table_rows, Some(200_000.0));
-    assert!(seq.suggestion.starts_with("add an index on big (v)"), "{}", seq.suggestion);
+    assert!(
+        seq.suggestion.starts_with("add an index on big (v)"),
+        "{}",
+        seq.suggestion
+    );
     let mis = literal
         .recommendations
         .iter()
@@ -143,7 +172,11 @@ async fn a_slow_select_is_logged_with_its_plan_and_recommendations() {
         .iter()
         .find(|r| r.kind == RecommendationKind::SeqScanLargeTable)
         .expect("seq scan flagged on the generic plan");
-    assert!(seq.suggestion.starts_with("add an index on big (tag)"), "{}", seq.suggestion);
+    assert!(
+        seq.suggestion.starts_with("add an index on big (tag)"),
+        "{}",
+        seq.suggestion
+    );
 
     // Each slow statement was logged once, as a warning carrying fingerprint, numbers and plan.
     let logged = capture.take();
@@ -155,7 +188,9 @@ async fn a_slow_select_is_logged_with_its_plan_and_recommendations() {
         assert!(e["recommendations"].contains("add an index on big"));
     }
     // The statistics count them as slow calls too.
-    let s = monitor.stats_for("SELECT id FROM big, pg_sleep(0.15) WHERE tag = 'x'").unwrap();
+    let s = monitor
+        .stats_for("SELECT id FROM big, pg_sleep(0.15) WHERE tag = 'x'")
+        .unwrap();
     assert_eq!((s.calls, s.slow_calls), (1, 1));
 }
 
@@ -179,7 +214,10 @@ async fn a_sort_that_does_not_fit_in_work_mem_is_flagged() {
         .iter()
         .find(|r| r.kind == RecommendationKind::SortSpill)
         .unwrap_or_else(|| panic!("sort spill flagged: {slow:#?}"));
-    let work_mem: String = sqlx::query_scalar("SHOW work_mem").fetch_one(&pool).await.unwrap();
+    let work_mem: String = sqlx::query_scalar("SHOW work_mem")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(
         sort.work_mem_bytes,
         db::perf::plan::parse_memory_setting(&work_mem)
@@ -196,7 +234,10 @@ async fn slow_writes_are_explained_without_analyze_and_run_once() {
         .execute(&pool)
         .await
         .unwrap();
-    sqlx::query("INSERT INTO w VALUES (1, 10)").execute(&pool).await.unwrap();
+    sqlx::query("INSERT INTO w VALUES (1, 10)")
+        .execute(&pool)
+        .await
+        .unwrap();
     let monitor = QueryMonitor::new(config());
     monitor.explain_with(&pool);
     let (_guard, _) = observe(&monitor);
@@ -225,7 +266,11 @@ async fn slow_writes_are_explained_without_analyze_and_run_once() {
         .fetch_all(&pool)
         .await
         .unwrap();
-    assert_eq!(rows, vec![(1, 11), (2, 20), (3, 30)], "every write ran exactly once");
+    assert_eq!(
+        rows,
+        vec![(1, 11), (2, 20), (3, 30)],
+        "every write ran exactly once"
+    );
 
     let plain = only_slow(&monitor, "w(id, v)");
     assert_eq!(plain.plan_method, Some(PlanMethod::Explain));
@@ -247,7 +292,10 @@ async fn slow_writes_are_explained_without_analyze_and_run_once() {
 async fn one_explain_per_fingerprint_per_interval() {
     let t = TestDb::create().await;
     let pool = t.pool(2);
-    sqlx::query("CREATE TABLE w (id int)").execute(&pool).await.unwrap();
+    sqlx::query("CREATE TABLE w (id int)")
+        .execute(&pool)
+        .await
+        .unwrap();
     let monitor = QueryMonitor::new(config());
     monitor.explain_with(&pool);
     let (_guard, capture) = observe(&monitor);
@@ -263,7 +311,10 @@ async fn one_explain_per_fingerprint_per_interval() {
     }
     let slow = monitor.slow_queries();
     assert_eq!(slow.len(), 3);
-    let explained: Vec<_> = slow.iter().filter(|s| s.plan_status == "explained").collect();
+    let explained: Vec<_> = slow
+        .iter()
+        .filter(|s| s.plan_status == "explained")
+        .collect();
     assert_eq!(explained.len(), 1, "{slow:#?}");
     let reused: Vec<_> = slow
         .iter()
@@ -351,7 +402,10 @@ async fn the_report_gathers_every_section() {
     );
     assert_eq!(json["slow_threshold_ms"], 100.0);
     assert_eq!(json["slow_queries"].as_array().unwrap().len(), 1);
-    assert_eq!(json["slow_queries"][0]["recommendations"][0]["kind"], "seq_scan_large_table");
+    assert_eq!(
+        json["slow_queries"][0]["recommendations"][0]["kind"],
+        "seq_scan_large_table"
+    );
     assert!(json["pools"]["writer"]["max_connections"] == 2);
     assert!(json["pools"]["acquire"]["count"].as_u64().unwrap() >= 4);
     // This server does not preload pg_stat_statements.
@@ -362,6 +416,9 @@ async fn the_report_gathers_every_section() {
         other => panic!("expected not available here: {other:?}"),
     }
     assert_eq!(json["pg_stat_statements"]["status"], "not_available");
-    let one = sqlx::query("SELECT 1 AS one").fetch_one(&pool).await.unwrap();
+    let one = sqlx::query("SELECT 1 AS one")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(one.get::<i32, _>("one"), 1);
 }

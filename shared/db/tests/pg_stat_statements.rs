@@ -46,7 +46,11 @@ fn bindir() -> PathBuf {
         return d.into();
     }
     let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path().join("bin"))
+                .collect()
+        })
         .unwrap_or_default();
     versions.retain(|p| p.join("initdb").exists());
     versions.sort();
@@ -105,8 +109,15 @@ impl PrivateServer {
         };
         let data = server.dir.join("data");
         let data = data.to_str().unwrap();
-        let out = server.run("initdb", &["-D", data, "-A", "trust", "-U", "postgres", "--no-sync"]);
-        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        let out = server.run(
+            "initdb",
+            &["-D", data, "-A", "trust", "-U", "postgres", "--no-sync"],
+        );
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let opts = format!(
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c shared_preload_libraries={preload} -c fsync=off",
             server.dir.display()
@@ -114,7 +125,18 @@ impl PrivateServer {
         let log = server.dir.join("log");
         let out = server.run(
             "pg_ctl",
-            &["-D", data, "-o", &opts, "-l", log.to_str().unwrap(), "-w", "-t", "30", "start"],
+            &[
+                "-D",
+                data,
+                "-o",
+                &opts,
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "-t",
+                "30",
+                "start",
+            ],
         );
         assert!(
             out.status.success(),
@@ -133,7 +155,10 @@ impl PrivateServer {
 impl Drop for PrivateServer {
     fn drop(&mut self) {
         let data = self.dir.join("data");
-        let _ = self.run("pg_ctl", &["-D", data.to_str().unwrap_or(""), "-m", "immediate", "stop"]);
+        let _ = self.run(
+            "pg_ctl",
+            &["-D", data.to_str().unwrap_or(""), "-m", "immediate", "stop"],
+        );
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -178,8 +203,15 @@ async fn available_lists_the_top_statements_on_a_server_that_preloads_it() {
         .unwrap();
     assert_eq!((insert.calls, insert.rows), (1, 1000));
     // Busiest first.
-    assert!(statements.windows(2).all(|w| w[0].total_ms >= w[1].total_ms));
-    assert!(pg_stat_statements_top(&pool, 1).await != PgStatStatements::Available { statements: vec![] });
+    assert!(
+        statements
+            .windows(2)
+            .all(|w| w[0].total_ms >= w[1].total_ms)
+    );
+    assert!(
+        pg_stat_statements_top(&pool, 1).await
+            != PgStatStatements::Available { statements: vec![] }
+    );
     drop(pool);
     drop(t);
 }

@@ -11,5 +11,5 @@ pub mod validate;
 
 pub use error::FilesError;
 pub use model::{CadFile, FileVersion};
-pub use processing::ProcessingQueue;
+pub use processing::{FileJobs, IndexFile, ProcessFile};
 pub use routes::{FilesConfig, FilesState, file_facts, router};

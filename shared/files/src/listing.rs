@@ -291,7 +291,11 @@ impl Listing {
 
     /// Runs the listing, returning at most `limit` rows.
     pub async fn fetch(&self, pool: &PgPool, limit: u32) -> Result<Vec<CadFile>, FilesError> {
-        let mut q: QueryBuilder<Postgres> = QueryBuilder::new(concat!("SELECT ", crate::cad_file_columns!(), " FROM cad_files WHERE true"));
+        let mut q: QueryBuilder<Postgres> = QueryBuilder::new(concat!(
+            "SELECT ",
+            crate::cad_file_columns!(),
+            " FROM cad_files WHERE true"
+        ));
         self.filters.push_where(&mut q);
         let column = match self.sort {
             SortField::CreatedAt => "created_at",

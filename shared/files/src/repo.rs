@@ -80,12 +80,14 @@ async fn insert_version(
 
 /// A file by id.
 pub async fn find(pool: &PgPool, id: Uuid) -> Result<Option<CadFile>, FilesError> {
-    Ok(
-        sqlx::query_as::<_, CadFile>(concat!("SELECT ", cad_file_columns!(), " FROM cad_files WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(pool)
-            .await?,
-    )
+    Ok(sqlx::query_as::<_, CadFile>(concat!(
+        "SELECT ",
+        cad_file_columns!(),
+        " FROM cad_files WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?)
 }
 
 /// Every version of a file, newest first.
@@ -123,15 +125,14 @@ pub async fn create_version(
 ) -> Result<Option<FileVersion>, FilesError> {
     let mut tx = pool.begin().await?;
     // The row lock serialises concurrent version requests so each gets its own number.
-    let Some(file) =
-        sqlx::query_as::<_, CadFile>(concat!(
+    let Some(file) = sqlx::query_as::<_, CadFile>(concat!(
         "SELECT ",
         cad_file_columns!(),
         " FROM cad_files WHERE id = $1 FOR UPDATE"
     ))
-            .bind(file_id)
-            .fetch_optional(&mut *tx)
-            .await?
+    .bind(file_id)
+    .fetch_optional(&mut *tx)
+    .await?
     else {
         return Ok(None);
     };
@@ -198,10 +199,14 @@ pub async fn mark_completed(
     let file = match file {
         Some(f) => f,
         None => {
-            sqlx::query_as::<_, CadFile>(concat!("SELECT ", cad_file_columns!(), " FROM cad_files WHERE id = $1"))
-                .bind(v.file_id)
-                .fetch_one(&mut **tx)
-                .await?
+            sqlx::query_as::<_, CadFile>(concat!(
+                "SELECT ",
+                cad_file_columns!(),
+                " FROM cad_files WHERE id = $1"
+            ))
+            .bind(v.file_id)
+            .fetch_one(&mut **tx)
+            .await?
         }
     };
     db::audit::record(

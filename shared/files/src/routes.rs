@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use api_common::{ApiError, ApiJson, ApiQuery, ApiResult, Page, page_limit, parse_id};
+use api_common::{
+    ApiError, ApiJson, ApiQuery, ApiResult, CorrelationId, Page, page_limit, parse_id,
+};
 use axum::extract::{FromRef, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
@@ -16,7 +18,7 @@ use uuid::Uuid;
 
 use crate::listing::ListQuery;
 use crate::model::status;
-use crate::processing::{ProcessFile, ProcessingQueue};
+use crate::processing::{FileJobs, ProcessFile};
 use crate::repo::{self, FileChanges};
 use crate::validate::{self, NewFile};
 use crate::{CadFile, FileVersion, FilesError};
@@ -46,8 +48,8 @@ pub struct FilesState {
     pub pool: PgPool,
     /// The uploads bucket.
     pub store: ObjectStore,
-    /// The file-processing queue.
-    pub queue: ProcessingQueue,
+    /// Processing and search-indexing jobs.
+    pub jobs: FileJobs,
     /// Limits.
     pub config: FilesConfig,
     /// Removes cached responses a change makes stale.
@@ -72,6 +74,7 @@ pub fn router(state: FilesState) -> Router {
             post(complete_version),
         )
         .route("/api/files/{id}/download", get(download))
+        .route("/api/files/{id}/thumbnail", get(thumbnail))
         .with_state(state)
 }
 
@@ -122,6 +125,15 @@ async fn invalidate_file(state: &FilesState, before: Option<&CadFile>, after: Op
         .invalidator
         .invalidate(&tags::for_file_change(before.as_ref(), after.as_ref()))
         .await;
+}
+
+/// Queues the search-document refresh after a committed change. The change stands even when the
+/// queue is unreachable: the failure is logged as an error and the nightly (or an admin's)
+/// reindex-all job repairs the document.
+async fn queue_reindex(state: &FilesState, file_id: Uuid, user_id: Uuid, correlation: &str) {
+    if let Err(e) = state.jobs.index(file_id, Some(user_id), correlation).await {
+        tracing::error!(%file_id, error = %e, "could not queue search reindexing");
+    }
 }
 
 /// An upload the client performs: the file (or version) and where to PUT its bytes.
@@ -206,6 +218,7 @@ fn nullable<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<Option<Str
 async fn update_file(
     State(state): State<FilesState>,
     CurrentUser(me): CurrentUser,
+    CorrelationId(correlation): CorrelationId,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateFile>,
 ) -> ApiResult<Json<CadFile>> {
@@ -235,12 +248,14 @@ async fn update_file(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("file {}", file.id)))?;
     invalidate_file(&state, Some(&file), Some(&updated)).await;
+    queue_reindex(&state, updated.id, me.id, &correlation).await;
     Ok(Json(updated))
 }
 
 async fn delete_file(
     State(state): State<FilesState>,
     CurrentUser(me): CurrentUser,
+    CorrelationId(correlation): CorrelationId,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = parse_id(&id, "file")?;
@@ -250,12 +265,20 @@ async fn delete_file(
         crate::cad_file_columns!(),
         " FROM cad_files WHERE id = $1 FOR UPDATE"
     ))
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(FilesError::from)?
-        .ok_or_else(|| ApiError::NotFound(format!("file {id}")))?;
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(FilesError::from)?
+    .ok_or_else(|| ApiError::NotFound(format!("file {id}")))?;
     require_owner_or_admin(&me, &file)?;
+    // Searches that matched the file must forget it; once the row is gone its document is too.
+    let search_terms: Vec<String> = sqlx::query_scalar(
+        "SELECT coalesce(tsvector_to_array(search_vector), '{}') FROM cad_files WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(FilesError::from)?;
     let keys = repo::object_keys(&mut tx, &file).await?;
     sqlx::query("DELETE FROM cad_files WHERE id = $1")
         .bind(id)
@@ -280,7 +303,13 @@ async fn delete_file(
         .await
         .map_err(FilesError::from)?;
     tx.commit().await.map_err(FilesError::from)?;
-    invalidate_file(&state, Some(&file), None).await;
+    let mut before = file_facts(&file);
+    before.search_terms = search_terms;
+    state
+        .invalidator
+        .invalidate(&tags::for_file_change(Some(&before), None))
+        .await;
+    queue_reindex(&state, file.id, me.id, &correlation).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -375,13 +404,11 @@ async fn complete(
         .to_owned();
     let job = ProcessFile {
         file_id: file.id,
-        version: version.version,
-        bucket: state.store.bucket().to_owned(),
-        s3_key: version.s3_key.clone(),
+        version: Some(version.version),
     };
     let job_id = state
-        .queue
-        .enqueue(&job, file.uploaded_by, &correlation_id)
+        .jobs
+        .process(&job, file.uploaded_by, &correlation_id)
         .await?;
     tx.commit().await.map_err(FilesError::from)?;
     // Owner, project and tags do not change on completion; status, size and version do.
@@ -514,4 +541,71 @@ async fn download(
         size: version.file_size,
         download: presigned,
     }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThumbnailQuery {
+    width: Option<u32>,
+    format: Option<String>,
+}
+
+/// Redirects to one rendered thumbnail: its CDN URL when a CDN is configured, else a short-lived
+/// presigned S3 URL. Without `width`, the smallest at least 320 px wide; `format` png (default)
+/// or webp.
+async fn thumbnail(
+    State(state): State<FilesState>,
+    CurrentUser(_me): CurrentUser,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<ThumbnailQuery>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+
+    let format = query.format.as_deref().unwrap_or("png");
+    if format != "png" && format != "webp" {
+        return Err(ApiError::invalid("format", "must be png or webp"));
+    }
+    let file = load(&state, &id).await?;
+    let mut candidates: Vec<(u64, &serde_json::Value)> = file
+        .thumbnails
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t.get("format").and_then(|f| f.as_str()) == Some(format))
+        .filter_map(|t| t.get("width").and_then(|w| w.as_u64()).map(|w| (w, t)))
+        .collect();
+    candidates.sort_by_key(|(w, _)| *w);
+    let chosen = match query.width {
+        Some(w) => candidates.iter().find(|(cw, _)| *cw == u64::from(w)),
+        None => candidates
+            .iter()
+            .find(|(cw, _)| *cw >= 320)
+            .or(candidates.last()),
+    };
+    let Some((width, thumb)) = chosen else {
+        return Err(ApiError::NotFound(match file.status.as_str() {
+            "ready" => format!("no {format} thumbnail of that width for file {}", file.id),
+            other => format!("file {} has no thumbnails yet (status {other})", file.id),
+        }));
+    };
+    let location = match thumb.get("url").and_then(|u| u.as_str()) {
+        Some(url) => url.to_owned(),
+        None => {
+            let key = thumb
+                .get("key")
+                .and_then(|k| k.as_str())
+                .ok_or_else(|| ApiError::Internal("thumbnail without a key".into()))?;
+            state
+                .store
+                .presign_get(
+                    key,
+                    &format!("{}-{width}.{format}", file.id),
+                    state.config.download_url_ttl,
+                )
+                .await
+                .map_err(FilesError::from)?
+                .url
+        }
+    };
+    Ok(axum::response::Redirect::temporary(&location).into_response())
 }

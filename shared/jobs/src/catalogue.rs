@@ -328,6 +328,28 @@ impl QueueDirectory {
         Ok(dir)
     }
 
+    /// The queues a producer can reach: each queue whose URL is configured (or, with a name
+    /// prefix, each of the five). A Lambda function is given only the URLs of the queues it sends
+    /// to and never their DLQs, so a missing DLQ URL is left empty here; sending to a queue that
+    /// is absent fails at send time with a clear error.
+    pub async fn resolve_available(sqs: &aws_sdk_sqs::Client, config: &JobsConfig) -> Result<Self> {
+        if config.queue_prefix.is_some() {
+            return Self::resolve(sqs, config, &QueueName::ALL).await;
+        }
+        let mut dir = QueueDirectory::new();
+        for q in QueueName::ALL {
+            let Some(configured) = config.queue_urls.get(&q) else {
+                continue;
+            };
+            let Some(url) = configured.url.clone() else {
+                continue;
+            };
+            let dlq_url = configured.dlq_url.clone().unwrap_or_default();
+            dir.insert(q, QueueUrls { url, dlq_url });
+        }
+        Ok(dir)
+    }
+
     /// Resolves all five queues by GetQueueUrl from a name prefix (local set-ups and tests).
     pub async fn from_prefix(sqs: &aws_sdk_sqs::Client, prefix: &str) -> Result<Self> {
         let mut dir = QueueDirectory::new();

@@ -98,7 +98,7 @@ impl Producer {
 
     /// A producer configured from env vars (queue URLs, tracking table, payload bucket, limit).
     pub async fn from_config(clients: &Clients, config: &JobsConfig) -> Result<Self> {
-        let directory = QueueDirectory::resolve(&clients.sqs, config, &QueueName::ALL).await?;
+        let directory = QueueDirectory::resolve_available(&clients.sqs, config).await?;
         let tracking = JobTracking::new(
             clients.dynamodb.clone(),
             config.tracking_table.clone(),

@@ -254,6 +254,7 @@ pub struct Worker {
     store: Arc<dyn JobStore>,
     sqs: aws_sdk_sqs::Client,
     s3: aws_sdk_s3::Client,
+    monitor: Option<monitoring::Monitor>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -299,7 +300,15 @@ impl Worker {
             store,
             sqs: clients.sqs.clone(),
             s3: clients.s3.clone(),
+            monitor: None,
         }
+    }
+
+    /// Records each job's duration and outcome (and the database time it spent) as metrics of
+    /// this queue: EMF lines, and the real-time view in Redis.
+    pub fn with_monitor(mut self, monitor: monitoring::Monitor) -> Self {
+        self.monitor = Some(monitor);
+        self
     }
 
     /// Builds a production worker from env vars (see the README): queue URLs, tables,
@@ -383,9 +392,27 @@ impl Worker {
             job_type = Empty,
             correlation_id = Empty,
         );
-        self.process_inner(msg, receive_count, deadline, span.clone())
-            .instrument(span)
-            .await
+        let run = self
+            .process_inner(msg, receive_count, deadline, span.clone())
+            .instrument(span);
+        let Some(monitor) = &self.monitor else {
+            return run.await;
+        };
+        let scope = monitor.scope();
+        let started = Instant::now();
+        let outcome = scope.run(run).await;
+        let metric = match outcome {
+            Outcome::Succeeded => Some(monitoring::JobOutcome::Succeeded),
+            Outcome::Retry { .. } => Some(monitoring::JobOutcome::Failed),
+            Outcome::Exhausted | Outcome::DeadLettered => Some(monitoring::JobOutcome::Dead),
+            // Not an attempt of the job's work.
+            Outcome::Duplicate | Outcome::Busy { .. } => None,
+        };
+        if let Some(m) = metric {
+            scope.job(self.config.queue.as_str(), m, started.elapsed());
+        }
+        scope.flush().await;
+        outcome
     }
 
     async fn process_inner(

@@ -272,7 +272,10 @@ mod tests {
             .collect();
         assert_eq!(sizes, vec![100, 100, 50]);
         let v = parse(&lines[0]);
-        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Dimensions"], serde_json::json!([[]]));
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            serde_json::json!([[]])
+        );
     }
 
     #[test]
@@ -293,9 +296,9 @@ mod tests {
     #[test]
     fn caps_dimension_sets() {
         const KEYS: [&str; 35] = [
-            "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9", "d10", "d11", "d12",
-            "d13", "d14", "d15", "d16", "d17", "d18", "d19", "d20", "d21", "d22", "d23", "d24",
-            "d25", "d26", "d27", "d28", "d29", "d30", "d31", "d32", "d33", "d34",
+            "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9", "d10", "d11", "d12", "d13",
+            "d14", "d15", "d16", "d17", "d18", "d19", "d20", "d21", "d22", "d23", "d24", "d25",
+            "d26", "d27", "d28", "d29", "d30", "d31", "d32", "d33", "d34",
         ];
         let mut doc = EmfDocument::new().dimension_set(&KEYS);
         for k in KEYS {

@@ -41,7 +41,10 @@ pub fn bucket_of(ms: f64) -> u8 {
 pub fn bounds(bucket: u8) -> (f64, f64) {
     match bucket {
         0 => (0.0, 1.0),
-        b if b >= OVERFLOW => (2f64.powf(f64::from(LAST_BOUNDED) / PER_DOUBLING), f64::INFINITY),
+        b if b >= OVERFLOW => (
+            2f64.powf(f64::from(LAST_BOUNDED) / PER_DOUBLING),
+            f64::INFINITY,
+        ),
         b => (
             2f64.powf(f64::from(b - 1) / PER_DOUBLING),
             2f64.powf(f64::from(b) / PER_DOUBLING),

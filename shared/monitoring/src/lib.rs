@@ -44,9 +44,8 @@ pub use config::{
 pub use error::MonitorError;
 pub use layer::{MetricsFuture, MetricsLayer, MetricsService};
 pub use monitor::{
-    CacheOutcome, FlushOutcome, JobOutcome, MAX_CACHE_NAMES, MAX_IN_FLIGHT, MAX_QUEUES,
-    MAX_ROUTES, MAX_SAMPLES, MONITORING_CACHE_NAME, Monitor, MonitorBuilder, MonitorStats,
-    RedisWrite, Scope,
+    CacheOutcome, FlushOutcome, JobOutcome, MAX_CACHE_NAMES, MAX_IN_FLIGHT, MAX_QUEUES, MAX_ROUTES,
+    MAX_SAMPLES, MONITORING_CACHE_NAME, Monitor, MonitorBuilder, MonitorStats, RedisWrite, Scope,
 };
 pub use report::{
     Alert, AlertKind, AlertThresholds, CacheSummary, HttpSummary, LatencySummary,

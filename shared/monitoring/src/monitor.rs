@@ -16,9 +16,7 @@ use crate::clock::{Clock, SystemClock, unix_millis, unix_secs};
 use crate::emf::{EmfDocument, Unit};
 use crate::memory;
 use crate::names::{Limiter, dimension_value, method_name};
-use crate::report::{
-    PerformanceReport, ReportMethod, WINDOWS, WindowReport, evaluate_alerts,
-};
+use crate::report::{PerformanceReport, ReportMethod, WINDOWS, WindowReport, evaluate_alerts};
 use crate::store::{Agg, CacheCounts, Deltas, KeySpace, status_class};
 use crate::{MonitorConfig, MonitorError};
 
@@ -401,7 +399,14 @@ impl Monitor {
                 }
             }
             let from = to_datetime(SystemTime::UNIX_EPOCH + Duration::from_secs(first * 60));
-            windows.push(WindowReport::build(label, len, from, to, &agg, queue_depths));
+            windows.push(WindowReport::build(
+                label,
+                len,
+                from,
+                to,
+                &agg,
+                queue_depths,
+            ));
         }
         let thresholds = self.inner.config.thresholds.clone();
         let alerts = evaluate_alerts(&windows[0], queue_depths, &thresholds);
@@ -517,7 +522,14 @@ struct InFlight<'a>(&'a Monitor);
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        if self.0.inner.counters.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+        if self
+            .0
+            .inner
+            .counters
+            .in_flight
+            .fetch_sub(1, Ordering::AcqRel)
+            == 1
+        {
             self.0.inner.idle.notify_waiters();
         }
     }
@@ -724,8 +736,11 @@ impl Scope {
         if acc.attempts.len() < MAX_SAMPLES {
             acc.attempts.push((outcome, ms));
         } else if acc.overflow.len() < MAX_SAMPLES * 10 {
-            acc.overflow
-                .push((outcome, crate::histogram::bucket_of(ms), (ms * 1000.0) as i64));
+            acc.overflow.push((
+                outcome,
+                crate::histogram::bucket_of(ms),
+                (ms * 1000.0) as i64,
+            ));
         }
     }
 
@@ -804,7 +819,11 @@ impl Scope {
             .dimension("Service", svc)
             .with("ColdStart", Unit::Count, if cold { 1.0 } else { 0.0 });
         if let Some((mb, pct)) = memory {
-            service_doc.value("MemoryUtilization", Unit::Percent, (pct * 100.0).round() / 100.0);
+            service_doc.value(
+                "MemoryUtilization",
+                Unit::Percent,
+                (pct * 100.0).round() / 100.0,
+            );
             service_doc.value("MemoryUsed", Unit::Megabytes, (mb * 100.0).round() / 100.0);
             deltas.memory(svc, pct);
         }

@@ -128,10 +128,7 @@ impl Deltas {
             }
         }
         for key in [minute_key, hour_key] {
-            p.cmd("EXPIRE")
-                .arg(key)
-                .arg(BUCKET_TTL.as_secs())
-                .ignore();
+            p.cmd("EXPIRE").arg(key).arg(BUCKET_TTL.as_secs()).ignore();
         }
         p
     }
@@ -295,7 +292,8 @@ impl Agg {
                         "n" => r.requests = r.requests.saturating_add(n),
                         "t" => r.latency_sum_us = r.latency_sum_us.saturating_add(n),
                         s => {
-                            if let Some(c) = s.strip_prefix('s').and_then(|c| c.parse::<usize>().ok())
+                            if let Some(c) =
+                                s.strip_prefix('s').and_then(|c| c.parse::<usize>().ok())
                                 && (1..=5).contains(&c)
                             {
                                 r.classes[c - 1] = r.classes[c - 1].saturating_add(n);
@@ -396,7 +394,10 @@ mod tests {
         let s = &a.services["users-api"];
         assert_eq!(s.memory_permille.get(&456), Some(&1));
         assert_eq!(s.cold_starts, 1);
-        assert_eq!((s.db_queries, s.slow_queries, s.db_time_us), (3, 1, 120_500));
+        assert_eq!(
+            (s.db_queries, s.slow_queries, s.db_time_us),
+            (3, 1, 120_500)
+        );
     }
 
     #[test]

@@ -113,7 +113,10 @@ fn memory_use() {
     w.services[0] = memory("users-api", 90.1);
     let a = evaluate_alerts(&w, &none, &AlertThresholds::default());
     assert_eq!(a.len(), 1);
-    assert_eq!((a[0].kind, a[0].subject.as_str()), (AlertKind::Memory, "users-api"));
+    assert_eq!(
+        (a[0].kind, a[0].subject.as_str()),
+        (AlertKind::Memory, "users-api")
+    );
 }
 
 #[test]

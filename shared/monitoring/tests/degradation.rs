@@ -6,10 +6,10 @@ mod common;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
+use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::routing::get;
-use axum::Router;
 use cache::{BreakerConfig, CacheConfig, CacheService};
 use common::*;
 use monitoring::{Monitor, MonitorError, RedisWrite, RedisWriteMode};
@@ -51,7 +51,11 @@ async fn closed_port_recording_neither_fails_nor_blocks() {
         s.http(&http::Method::GET, "/x", 200, Duration::from_millis(3));
         let t = Instant::now();
         let o = s.flush().await;
-        assert!(t.elapsed() <= OP_TIMEOUT + SLACK, "flush {i} took {:?}", t.elapsed());
+        assert!(
+            t.elapsed() <= OP_TIMEOUT + SLACK,
+            "flush {i} took {:?}",
+            t.elapsed()
+        );
         assert_eq!(o.redis, RedisWrite::Failed);
         assert_eq!(o.emf_lines, 2, "EMF does not depend on Redis");
     }
@@ -59,7 +63,13 @@ async fn closed_port_recording_neither_fails_nor_blocks() {
     assert_eq!(stats.redis_errors, 10);
     assert_eq!(stats.redis_writes, 0);
     // After the breaker opened, writes were skipped without trying.
-    assert!(cache.named(monitoring::MONITORING_CACHE_NAME).stats().bypasses >= 7);
+    assert!(
+        cache
+            .named(monitoring::MONITORING_CACHE_NAME)
+            .stats()
+            .bypasses
+            >= 7
+    );
     assert_eq!(out.documents().len(), 20);
 
     // Requests through the layer, awaited inline: still 200, still fast.
@@ -105,7 +115,11 @@ async fn silent_server_background_writes_are_bounded() {
         assert_eq!(resp.status(), StatusCode::OK);
     }
     // The responses did not wait for Redis at all.
-    assert!(t.elapsed() < Duration::from_millis(1500), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
     let stats = m.stats();
     assert_eq!(stats.redis_in_flight, monitoring::MAX_IN_FLIGHT);
     assert_eq!(stats.redis_dropped, 100 - monitoring::MAX_IN_FLIGHT);
@@ -146,6 +160,9 @@ fn flushing_outside_a_runtime_drops_the_redis_write() {
     let s = m.scope();
     s.http(&http::Method::GET, "/x", 200, Duration::from_millis(3));
     assert_eq!(s.flush_in_background().redis, RedisWrite::Dropped);
-    assert!(!monitoring::record::db_query(Duration::from_millis(1)), "no scope here");
+    assert!(
+        !monitoring::record::db_query(Duration::from_millis(1)),
+        "no scope here"
+    );
     drop(rt);
 }

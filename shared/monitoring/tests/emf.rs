@@ -5,9 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use monitoring::{
-    CacheOutcome, JobOutcome, Monitor, MonitorConfig, RedisWrite, StorageResolution,
-};
+use monitoring::{CacheOutcome, JobOutcome, Monitor, MonitorConfig, RedisWrite, StorageResolution};
 use serde_json::{Value, json};
 
 fn monitor(config: MonitorConfig) -> (Monitor, Capture) {
@@ -95,10 +93,16 @@ async fn every_metric_kind_is_valid_emf() {
     assert_eq!(directive(svc)["Dimensions"], json!([["Service"]]));
     assert_eq!(values(svc, "ColdStart"), vec![1.0]);
     let pct = values(svc, "MemoryUtilization")[0];
-    assert_eq!(unit_of(svc, "MemoryUtilization").as_deref(), Some("Percent"));
+    assert_eq!(
+        unit_of(svc, "MemoryUtilization").as_deref(),
+        Some("Percent")
+    );
     let used = values(svc, "MemoryUsed")[0];
     assert_eq!(unit_of(svc, "MemoryUsed").as_deref(), Some("Megabytes"));
-    assert!(used > 0.0 && (pct - used / 128.0 * 100.0).abs() < 0.05, "{pct} {used}");
+    assert!(
+        used > 0.0 && (pct - used / 128.0 * 100.0).abs() < 0.05,
+        "{pct} {used}"
+    );
 
     let cache = docs_with(&docs, "CacheHits")[0];
     assert_eq!(
@@ -156,7 +160,10 @@ async fn status_classes_and_unrouted_scopes() {
     assert_eq!(svc["Service"], "local");
     assert_eq!(directive(svc)["Namespace"], "CadPlatform");
     assert_eq!(values(svc, "DbQueries"), vec![1.0]);
-    assert!(svc.get("MemoryUtilization").is_none(), "no memory limit known");
+    assert!(
+        svc.get("MemoryUtilization").is_none(),
+        "no memory limit known"
+    );
 }
 
 #[tokio::test]
@@ -164,7 +171,11 @@ async fn limits_are_respected_by_splitting() {
     let (m, out) = monitor(MonitorConfig::default());
     let scope = m.scope();
     for i in 0..250u64 {
-        scope.job("ai-training", JobOutcome::Succeeded, Duration::from_millis(i));
+        scope.job(
+            "ai-training",
+            JobOutcome::Succeeded,
+            Duration::from_millis(i),
+        );
     }
     for i in 0..120u64 {
         scope.http(&http::Method::GET, "/x", 200, Duration::from_millis(i));
@@ -289,29 +300,80 @@ fn validator_rejects_invalid_documents() {
     });
     assert!(validate_emf(&good.to_string()).is_ok());
     let broken: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
-        ("no _aws", Box::new(|v| { v.as_object_mut().unwrap().remove("_aws"); })),
-        ("float timestamp", Box::new(|v| v["_aws"]["Timestamp"] = json!(1.5))),
-        ("old timestamp", Box::new(|v| v["_aws"]["Timestamp"] = json!(1000))),
-        ("empty namespace", Box::new(|v| v["_aws"]["CloudWatchMetrics"][0]["Namespace"] = json!(""))),
-        ("long namespace", Box::new(|v| v["_aws"]["CloudWatchMetrics"][0]["Namespace"] = json!("n".repeat(256)))),
-        ("no dimensions", Box::new(|v| v["_aws"]["CloudWatchMetrics"][0]["Dimensions"] = json!([]))),
-        ("31 dimensions", Box::new(|v| {
-            let keys: Vec<String> = (0..31).map(|i| format!("d{i}")).collect();
-            for k in &keys { v[k] = json!("x"); }
-            v["_aws"]["CloudWatchMetrics"][0]["Dimensions"] = json!([keys]);
-        })),
-        ("dimension not on root", Box::new(|v| v["_aws"]["CloudWatchMetrics"][0]["Dimensions"] = json!([["Route"]]))),
+        (
+            "no _aws",
+            Box::new(|v| {
+                v.as_object_mut().unwrap().remove("_aws");
+            }),
+        ),
+        (
+            "float timestamp",
+            Box::new(|v| v["_aws"]["Timestamp"] = json!(1.5)),
+        ),
+        (
+            "old timestamp",
+            Box::new(|v| v["_aws"]["Timestamp"] = json!(1000)),
+        ),
+        (
+            "empty namespace",
+            Box::new(|v| v["_aws"]["CloudWatchMetrics"][0]["Namespace"] = json!("")),
+        ),
+        (
+            "long namespace",
+            Box::new(|v| v["_aws"]["CloudWatchMetrics"][0]["Namespace"] = json!("n".repeat(256))),
+        ),
+        (
+            "no dimensions",
+            Box::new(|v| v["_aws"]["CloudWatchMetrics"][0]["Dimensions"] = json!([])),
+        ),
+        (
+            "31 dimensions",
+            Box::new(|v| {
+                let keys: Vec<String> = (0..31).map(|i| format!("d{i}")).collect();
+                for k in &keys {
+                    v[k] = json!("x");
+                }
+                v["_aws"]["CloudWatchMetrics"][0]["Dimensions"] = json!([keys]);
+            }),
+        ),
+        (
+            "dimension not on root",
+            Box::new(|v| v["_aws"]["CloudWatchMetrics"][0]["Dimensions"] = json!([["Route"]])),
+        ),
         ("numeric dimension", Box::new(|v| v["Service"] = json!(3))),
-        ("bogus unit", Box::new(|v| v["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"] = json!("Furlongs"))),
-        ("bad resolution", Box::new(|v| v["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["StorageResolution"] = json!(30))),
-        ("metric not on root", Box::new(|v| { v.as_object_mut().unwrap().remove("Latency"); })),
+        (
+            "bogus unit",
+            Box::new(|v| {
+                v["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"] = json!("Furlongs")
+            }),
+        ),
+        (
+            "bad resolution",
+            Box::new(|v| {
+                v["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["StorageResolution"] = json!(30)
+            }),
+        ),
+        (
+            "metric not on root",
+            Box::new(|v| {
+                v.as_object_mut().unwrap().remove("Latency");
+            }),
+        ),
         ("string metric", Box::new(|v| v["Latency"] = json!("12"))),
-        ("101 values", Box::new(|v| v["Latency"] = json!(vec![1; 101]))),
-        ("101 metrics", Box::new(|v| {
-            let defs: Vec<Value> = (0..101).map(|i| json!({"Name": format!("m{i}")})).collect();
-            for i in 0..101 { v[format!("m{i}")] = json!(1); }
-            v["_aws"]["CloudWatchMetrics"][0]["Metrics"] = json!(defs);
-        })),
+        (
+            "101 values",
+            Box::new(|v| v["Latency"] = json!(vec![1; 101])),
+        ),
+        (
+            "101 metrics",
+            Box::new(|v| {
+                let defs: Vec<Value> = (0..101).map(|i| json!({"Name": format!("m{i}")})).collect();
+                for i in 0..101 {
+                    v[format!("m{i}")] = json!(1);
+                }
+                v["_aws"]["CloudWatchMetrics"][0]["Metrics"] = json!(defs);
+            }),
+        ),
     ];
     for (what, f) in broken {
         let mut v = good.clone();

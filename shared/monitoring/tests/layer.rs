@@ -5,12 +5,12 @@ mod common;
 
 use std::time::Duration;
 
+use axum::Router;
 use axum::body::Body;
 use axum::extract::{Extension, Path};
 use axum::http::{Request, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use axum::Router;
 use common::*;
 use monitoring::{Monitor, MonitorConfig, RedisWriteMode, Scope};
 use tower::ServiceExt;
@@ -20,7 +20,10 @@ async fn user(Path(id): Path<u64>) -> String {
     format!("user {id}")
 }
 
-async fn version(Path((_f, _v)): Path<(String, u32)>, Extension(scope): Extension<Scope>) -> StatusCode {
+async fn version(
+    Path((_f, _v)): Path<(String, u32)>,
+    Extension(scope): Extension<Scope>,
+) -> StatusCode {
     scope.db_query(Duration::from_millis(3));
     StatusCode::CREATED
 }
@@ -98,7 +101,10 @@ async fn records_route_templates_not_raw_paths() {
         for (k, v) in d.as_object().unwrap() {
             if let Some(s) = v.as_str() {
                 for raw in ["42", "43", "abc-123", "9876", "/nope"] {
-                    assert!(!s.contains(raw), "raw path fragment {raw} leaked into {k}: {s}");
+                    assert!(
+                        !s.contains(raw),
+                        "raw path fragment {raw} leaked into {k}: {s}"
+                    );
                 }
             }
         }
@@ -128,9 +134,8 @@ async fn records_route_templates_not_raw_paths() {
             ("GET".into(), "unmatched".into()),
         ]
     );
-    let by_route = |r: &str| -> Vec<&serde_json::Value> {
-        docs.iter().filter(|d| d["Route"] == r).collect()
-    };
+    let by_route =
+        |r: &str| -> Vec<&serde_json::Value> { docs.iter().filter(|d| d["Route"] == r).collect() };
     assert_eq!(values(by_route("/boom")[0], "Http5xx"), vec![1.0]);
     assert_eq!(values(by_route("unmatched")[0], "Http4xx"), vec![1.0]);
     assert_eq!(
@@ -155,7 +160,11 @@ async fn records_route_templates_not_raw_paths() {
     }
     assert!(fields.contains(&"h|files-api|GET /users/{id}|n".to_owned()));
     assert!(fields.contains(&"h|files-api|GET unmatched|s4".to_owned()));
-    assert!(fields.iter().all(|f| !f.contains("42") && !f.contains("abc-123")));
+    assert!(
+        fields
+            .iter()
+            .all(|f| !f.contains("42") && !f.contains("abc-123"))
+    );
     let report = m.report(&Default::default()).await.unwrap();
     let w = report.window("5m").unwrap();
     assert_eq!(w.http.requests, 5, "minute {minute}");
@@ -186,10 +195,10 @@ async fn response_sizes() {
     assert_eq!(
         sizes,
         vec![
-            (vec![3000.0], vec![3000.0]), // identity: sent as is
-            (vec![], vec![400.0]),        // already encoded: raw size unknown here
+            (vec![3000.0], vec![3000.0]),    // identity: sent as is
+            (vec![], vec![400.0]),           // already encoded: raw size unknown here
             (vec![10_000.0], vec![2_500.0]), // recorded by the pipeline: wins
-            (vec![], vec![]),             // HEAD: no body
+            (vec![], vec![]),                // HEAD: no body
         ]
     );
 }
@@ -205,7 +214,10 @@ async fn background_writes_land_after_the_response() {
         .unwrap();
     let app = app(&m, RedisWriteMode::Background);
     for i in 0..20 {
-        assert_eq!(send(&app, "GET", &format!("/users/{i}")).await, StatusCode::OK);
+        assert_eq!(
+            send(&app, "GET", &format!("/users/{i}")).await,
+            StatusCode::OK
+        );
     }
     assert!(m.wait_for_background_writes(Duration::from_secs(10)).await);
     let stats = m.stats();

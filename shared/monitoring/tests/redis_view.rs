@@ -77,7 +77,12 @@ async fn several_processes_merge() {
     s.job("reports", JobOutcome::Dead, Duration::from_secs(2));
     s.flush().await;
     let s = p3.scope();
-    s.http(&http::Method::DELETE, "/files/{id}", 204, Duration::from_millis(40));
+    s.http(
+        &http::Method::DELETE,
+        "/files/{id}",
+        204,
+        Duration::from_millis(40),
+    );
     s.cache("thumbs", CacheOutcome::Hit);
     s.job("reports", JobOutcome::Succeeded, Duration::from_secs(1));
     s.flush().await;
@@ -101,7 +106,10 @@ async fn several_processes_merge() {
     assert_eq!(a.http.error_rate_4xx, Some(0.25));
     assert_eq!(a.http.latency_ms.mean, Some(17.5));
     let d = w.routes.iter().find(|r| r.service == "files-api").unwrap();
-    assert_eq!((d.method.as_str(), d.route.as_str()), ("DELETE", "/files/{id}"));
+    assert_eq!(
+        (d.method.as_str(), d.route.as_str()),
+        ("DELETE", "/files/{id}")
+    );
     let thumbs = w.caches.iter().find(|c| c.name == "thumbs").unwrap();
     assert_eq!((thumbs.hits, thumbs.misses), (2, 1));
     assert!((thumbs.hit_ratio.unwrap() - 2.0 / 3.0).abs() < 1e-6);
@@ -142,7 +150,11 @@ async fn percentiles_of_a_known_distribution_are_within_the_bound() {
                 }
                 let job_ms = (rng.latency_ms() * 20.0).round();
                 jobs.push(job_ms);
-                s.job("file-processing", JobOutcome::Succeeded, whole_micros(job_ms));
+                s.job(
+                    "file-processing",
+                    JobOutcome::Succeeded,
+                    whole_micros(job_ms),
+                );
                 assert_eq!(s.flush().await.redis, RedisWrite::Written);
             }
         }
@@ -160,7 +172,10 @@ async fn percentiles_of_a_known_distribution_are_within_the_bound() {
             err <= RELATIVE_ERROR + 0.001 / exact,
             "{what}: estimate {est} vs exact {exact}: error {err:.4} > {RELATIVE_ERROR:.4}"
         );
-        println!("{what}: estimate {est:.3} ms, exact {exact:.3} ms, error {:.2} %", err * 100.0);
+        println!(
+            "{what}: estimate {est:.3} ms, exact {exact:.3} ms, error {:.2} %",
+            err * 100.0
+        );
     };
     check("p50", w.http.latency_ms.p50, nearest_rank(&samples, 0.50));
     check("p95", w.http.latency_ms.p95, nearest_rank(&samples, 0.95));
@@ -292,10 +307,18 @@ async fn scenario(prefix: &str, bad: bool) -> (Monitor, u64) {
     }
     let (ok, failed) = if bad { (27, 3) } else { (99, 1) };
     for _ in 0..ok {
-        s.job("file-processing", JobOutcome::Succeeded, Duration::from_millis(100));
+        s.job(
+            "file-processing",
+            JobOutcome::Succeeded,
+            Duration::from_millis(100),
+        );
     }
     for _ in 0..failed {
-        s.job("file-processing", JobOutcome::Failed, Duration::from_millis(100));
+        s.job(
+            "file-processing",
+            JobOutcome::Failed,
+            Duration::from_millis(100),
+        );
     }
     assert_eq!(s.flush().await.redis, RedisWrite::Written);
     (m, minute)
@@ -325,11 +348,25 @@ async fn alerts_breach_at_the_guides_thresholds() {
             (AlertKind::ResponseTime, "users-api GET /search".into()),
         ]
     );
-    let rt = r.alerts.iter().find(|a| a.kind == AlertKind::ResponseTime).unwrap();
+    let rt = r
+        .alerts
+        .iter()
+        .find(|a| a.kind == AlertKind::ResponseTime)
+        .unwrap();
     assert!(rt.value > 2000.0 && rt.threshold == 2000.0 && rt.window == "5m");
-    let mem = r.alerts.iter().find(|a| a.kind == AlertKind::Memory).unwrap();
+    let mem = r
+        .alerts
+        .iter()
+        .find(|a| a.kind == AlertKind::Memory)
+        .unwrap();
     assert_eq!(mem.value, 100.0, "clamped at 100 %");
-    let q = r.window("5m").unwrap().queues.iter().find(|q| q.queue == "file-processing").unwrap();
+    let q = r
+        .window("5m")
+        .unwrap()
+        .queues
+        .iter()
+        .find(|q| q.queue == "file-processing")
+        .unwrap();
     assert_eq!(q.depth, Some(1500));
     assert_eq!(q.failure_rate, Some(0.1));
     // Serialises for the admin route, and reads back.

@@ -22,4 +22,4 @@ pub use response_cache::{
     CacheTags, Invalidator, ResponseCache, ResponseCacheConfig, ResponseCacheLayer, X_CACHE,
 };
 pub use service::{PipelineConfig, PreparedBody, ResponsePipeline, ResponsePipelineLayer};
-pub use stack::apply;
+pub use stack::{apply, apply_monitored};

@@ -377,7 +377,10 @@ async fn keyed_body(req: Request<Body>) -> Result<(Request<Body>, Option<String>
         return Ok((req, None));
     }
     let (parts, body) = req.into_parts();
-    let bytes = match http_body_util::Limited::new(body, MAX_KEYED_BODY).collect().await {
+    let bytes = match http_body_util::Limited::new(body, MAX_KEYED_BODY)
+        .collect()
+        .await
+    {
         Ok(c) => c.to_bytes(),
         Err(_) => {
             return Err(crate::service::error_response(
@@ -389,7 +392,12 @@ async fn keyed_body(req: Request<Body>) -> Result<(Request<Body>, Option<String>
     };
     let hash = serde_json::from_slice::<serde_json::Value>(&bytes)
         .ok()
-        .map(|v| format!("{:032x}", xxhash_rust::xxh3::xxh3_128(v.to_string().as_bytes())));
+        .map(|v| {
+            format!(
+                "{:032x}",
+                xxhash_rust::xxh3::xxh3_128(v.to_string().as_bytes())
+            )
+        });
     Ok((Request::from_parts(parts, Body::from(bytes)), hash))
 }
 

@@ -233,8 +233,51 @@ pub const ROUTES: &[RoutePolicy] = &[
     },
     // Search pages are keyed per caller: each caller's first run of a query is recorded in their
     // search history. Tags come from the handler (the query's lexemes).
-    RoutePolicy { method: "GET", route: "/api/search", class: RouteClass::Private, cache: Some(CacheProfile::SearchResults), tags: no_tags },
-    RoutePolicy { method: "POST", route: "/api/search", class: RouteClass::NoStore, cache: Some(CacheProfile::SearchResults), tags: no_tags },
+    RoutePolicy {
+        method: "GET",
+        route: "/api/search",
+        class: RouteClass::Private,
+        cache: Some(CacheProfile::SearchResults),
+        tags: no_tags,
+    },
+    RoutePolicy {
+        method: "POST",
+        route: "/api/search",
+        class: RouteClass::NoStore,
+        cache: Some(CacheProfile::SearchResults),
+        tags: no_tags,
+    },
+    // Live figures are per-minute buckets: the guide's systemMetrics TTL (60 s) loses nothing.
+    RoutePolicy {
+        method: "GET",
+        route: "/api/admin/performance",
+        class: RouteClass::Private,
+        cache: Some(CacheProfile::SystemMetrics),
+        tags: no_tags,
+    },
+    // Job status, queue depths and notifications change with no request: never stored.
+    RoutePolicy {
+        method: "GET",
+        route: "/api/jobs/{id}",
+        class: RouteClass::NoStore,
+        cache: None,
+        tags: no_tags,
+    },
+    RoutePolicy {
+        method: "GET",
+        route: "/api/admin/queues",
+        class: RouteClass::NoStore,
+        cache: None,
+        tags: no_tags,
+    },
+    // A redirect to a presigned URL (when there is no CDN) is a short-lived credential.
+    RoutePolicy {
+        method: "GET",
+        route: "/api/files/{id}/thumbnail",
+        class: RouteClass::NoStore,
+        cache: None,
+        tags: no_tags,
+    },
     // A presigned URL is a short-lived credential for one caller.
     RoutePolicy {
         method: "GET",

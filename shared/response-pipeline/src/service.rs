@@ -271,6 +271,7 @@ fn guard_and_log(
         .sum();
     let wire = lambda_wire_size(&body, binary);
     let too_large = !fits_lambda(wire, header_bytes);
+    monitoring::record::response_bytes(raw as u64, sent as u64);
     if raw > WARN_BYTES || too_large {
         tracing::warn!(
             target: "response_size",

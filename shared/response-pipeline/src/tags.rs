@@ -32,6 +32,11 @@ pub fn search_term(term: &str) -> String {
     format!("search:term:{}", short(term))
 }
 
+/// Every cached search (dropped by a full reindex, which can change any ranking).
+pub fn search_all() -> String {
+    "search:all".to_owned()
+}
+
 /// One user's record as others see it (GET /api/users/{id}).
 pub fn user(id: &str) -> String {
     format!("user:{id}")

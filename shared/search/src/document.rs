@@ -33,7 +33,12 @@ pub struct IndexOutcome {
 impl IndexOutcome {
     /// Every lexeme a cached search could have matched this file on, before or after.
     pub fn affected_terms(&self) -> Vec<String> {
-        let mut all: Vec<String> = self.terms_before.iter().chain(&self.terms_after).cloned().collect();
+        let mut all: Vec<String> = self
+            .terms_before
+            .iter()
+            .chain(&self.terms_after)
+            .cloned()
+            .collect();
         all.sort();
         all.dedup();
         all
@@ -95,12 +100,18 @@ pub struct ReindexProgress {
 /// Recomputes every document, `batch` files per statement in id order (keyset), calling
 /// `progress` after each batch. Each batch is its own statement: a long reindex never holds locks
 /// on the whole table.
-pub async fn reindex_all<F, Fut>(pool: &PgPool, batch: i64, mut progress: F) -> Result<u64, SearchError>
+pub async fn reindex_all<F, Fut>(
+    pool: &PgPool,
+    batch: i64,
+    mut progress: F,
+) -> Result<u64, SearchError>
 where
     F: FnMut(ReindexProgress) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM cad_files").fetch_one(pool).await?;
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM cad_files")
+        .fetch_one(pool)
+        .await?;
     let sql = format!(
         "WITH batch AS (SELECT id FROM cad_files WHERE id > $1 ORDER BY id LIMIT $2) \
          UPDATE cad_files f SET search_vector = {DOCUMENT_SQL} FROM batch WHERE f.id = batch.id \

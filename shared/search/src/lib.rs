@@ -5,8 +5,10 @@
 
 pub mod document;
 mod error;
+pub mod indexing;
 pub mod query;
 mod routes;
 
 pub use error::SearchError;
+pub use indexing::IndexingHandler;
 pub use routes::{SearchState, router};

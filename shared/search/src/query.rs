@@ -62,15 +62,28 @@ impl Search {
     /// Validates a search given as the listing's query parameters plus `q`; `me` resolves
     /// `uploaded_by=me`.
     pub fn from_query(mut query: ListQuery, me: Uuid) -> Result<Search, ApiError> {
-        let text = query.q.take().map(|t| t.trim().to_owned()).unwrap_or_default();
+        let text = query
+            .q
+            .take()
+            .map(|t| t.trim().to_owned())
+            .unwrap_or_default();
         if text.is_empty() {
-            return Err(ApiError::invalid("q", "a search needs a query text; use /api/files to list"));
+            return Err(ApiError::invalid(
+                "q",
+                "a search needs a query text; use /api/files to list",
+            ));
         }
         if text.chars().count() > MAX_QUERY_CHARS {
-            return Err(ApiError::invalid("q", format!("at most {MAX_QUERY_CHARS} characters")));
+            return Err(ApiError::invalid(
+                "q",
+                format!("at most {MAX_QUERY_CHARS} characters"),
+            ));
         }
         if query.sort.is_some() || query.order.is_some() {
-            return Err(ApiError::invalid("sort", "search results are ordered by relevance"));
+            return Err(ApiError::invalid(
+                "sort",
+                "search results are ordered by relevance",
+            ));
         }
         let limit = page_limit(query.limit)?;
         let after = query
@@ -118,7 +131,12 @@ impl Search {
         let took_ms = started.elapsed().as_secs_f64() * 1e3;
         let next_cursor = if items.len() > self.limit as usize {
             items.truncate(self.limit as usize);
-            items.last().map(|h| encode_cursor(&Position { score: h.score, id: h.file.id }))
+            items.last().map(|h| {
+                encode_cursor(&Position {
+                    score: h.score,
+                    id: h.file.id,
+                })
+            })
         } else {
             None
         };

@@ -52,8 +52,12 @@ async fn run(state: &SearchState, me: users::User, query: ListQuery) -> ApiResul
     // A cached page can only change when a file sharing one of the query's lexemes changes.
     let terms = query_terms(&state.pool, &search.text).await?;
     let mut response = Json(page).into_response();
-    response
-        .extensions_mut()
-        .insert(CacheTags(terms.iter().map(|t| tags::search_term(t)).collect()));
+    response.extensions_mut().insert(CacheTags(
+        terms
+            .iter()
+            .map(|t| tags::search_term(t))
+            .chain([tags::search_all()])
+            .collect(),
+    ));
     Ok(response)
 }

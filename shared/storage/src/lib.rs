@@ -162,11 +162,25 @@ impl ObjectStore {
         body: Vec<u8>,
         content_type: &str,
     ) -> Result<(), StorageError> {
+        self.put_with_cache_control(key, body, content_type, None)
+            .await
+    }
+
+    /// Stores bytes under `key` with a `Cache-Control` the CDN and browsers will honour (e.g.
+    /// `immutable` for content-addressed objects).
+    pub async fn put_with_cache_control(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        cache_control: Option<&str>,
+    ) -> Result<(), StorageError> {
         self.client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
             .content_type(content_type)
+            .set_cache_control(cache_control.map(str::to_owned))
             .body(body.into())
             .send()
             .await

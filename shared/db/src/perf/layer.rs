@@ -21,6 +21,16 @@ use tracing_subscriber::layer::{Context, Filter};
 use super::QueryMonitor;
 
 const QUERY_TARGET: &str = "sqlx::query";
+
+/// Called with each statement's duration, in the task that ran it (the metrics crate registers
+/// one at start-up to put database time into the current request's or job's metrics; this crate
+/// does not depend on it).
+static STATEMENT_OBSERVER: std::sync::OnceLock<fn(Duration)> = std::sync::OnceLock::new();
+
+/// Registers the process-wide statement observer; later calls are ignored.
+pub fn set_statement_observer(observer: fn(Duration)) {
+    let _ = STATEMENT_OBSERVER.set(observer);
+}
 const ACQUIRE_TARGET: &str = "sqlx::pool::acquire";
 
 /// Passes sqlx's statement and acquire events, at every level, to the monitor's layer only.
@@ -150,5 +160,8 @@ impl<S: Subscriber> Layer<S> for QueryLayer {
             fields.rows_returned,
             fields.rows_affected,
         );
+        if let Some(observer) = STATEMENT_OBSERVER.get() {
+            observer(secs(elapsed));
+        }
     }
 }

@@ -15,7 +15,7 @@ mod report;
 
 pub use explain::PlanMethod;
 pub use fingerprint::{Fingerprint, fingerprint};
-pub use layer::{MonitorLayer, QueryLayer, SqlxEvents};
+pub use layer::{MonitorLayer, QueryLayer, SqlxEvents, set_statement_observer};
 pub use monitor::{
     AcquireStats, MAX_PENDING_EXPLAINS, MAX_STORED_PLAN_BYTES, MonitorConfig, QueryMonitor,
     SlowQuery, StatementStats,

@@ -73,11 +73,18 @@ pub fn validate_emf(line: &str) -> Result<Value, String> {
     if !errors.is_empty() {
         return Err(errors.join("; "));
     }
-    let ts = doc["_aws"]["Timestamp"].as_u64().ok_or("Timestamp not u64")?;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    let ts = doc["_aws"]["Timestamp"]
+        .as_u64()
+        .ok_or("Timestamp not u64")?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
     // CloudWatch accepts data points from two weeks back to two hours ahead.
     if ts + 14 * 86_400_000 < now || ts > now + 2 * 3_600_000 {
-        return Err(format!("Timestamp {ts} outside CloudWatch's accepted range"));
+        return Err(format!(
+            "Timestamp {ts} outside CloudWatch's accepted range"
+        ));
     }
     for directive in doc["_aws"]["CloudWatchMetrics"].as_array().unwrap() {
         let mut dim_keys = BTreeSet::new();
@@ -220,7 +227,11 @@ pub fn at(minute: u64, second: u64) -> SystemTime {
 
 /// The current unix minute.
 pub fn this_minute() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() / 60
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 60
 }
 
 pub async fn raw_redis() -> redis::aio::MultiplexedConnection {
@@ -269,5 +280,9 @@ pub async fn cleanup(prefix: &str) {
 
 pub async fn hgetall(key: &str) -> HashMap<String, i64> {
     let mut c = raw_redis().await;
-    redis::cmd("HGETALL").arg(key).query_async(&mut c).await.unwrap()
+    redis::cmd("HGETALL")
+        .arg(key)
+        .query_async(&mut c)
+        .await
+        .unwrap()
 }
