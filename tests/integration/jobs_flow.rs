@@ -311,3 +311,62 @@ async fn ai_training_jobs_are_dead_lettered_as_not_implemented() {
     assert_eq!(depth, "1");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn admins_see_all_five_queues_and_live_performance_figures() {
+    let app = TestApp::spawn_with_workers().await;
+    let admin = app.new_user_token(Role::Admin);
+    let engineer = app.new_user_token(Role::Engineer);
+    // Some traffic for the live view.
+    for _ in 0..5 {
+        assert_eq!(app.get(&engineer, "/api/files").await.status(), 200);
+    }
+    assert_eq!(app.get(&engineer, "/api/admin/queues").await.status(), 403);
+
+    let queues = json_body(app.get(&admin, "/api/admin/queues").await).await;
+    let names: Vec<&str> = queues["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["queue"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "file-processing",
+            "ai-training",
+            "search-indexing",
+            "notifications",
+            "reports"
+        ]
+    );
+    for q in queues["queues"].as_array().unwrap() {
+        assert!(q.get("dlq_depth").is_some(), "{q}");
+    }
+
+    let perf = eventually(&app, &admin, "/api/admin/performance", |b| {
+        b["metrics"]["windows"][0]["requests"].as_u64().unwrap_or(0) >= 5
+    })
+    .await;
+    let w = &perf["metrics"]["windows"][0];
+    assert_eq!(w["window"], "5m");
+    assert!(w["latency_ms"]["p50"].as_f64().unwrap() > 0.0, "{w}");
+    assert!(perf["queues"]["items"].as_array().unwrap().len() == 5);
+    assert!(perf["alerts"].is_array());
+
+    // The dashboard page is served without a token, as HTML.
+    let resp = app
+        .http
+        .get(app.url("/admin/dashboard"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    app.cleanup().await;
+}

@@ -56,10 +56,12 @@ async fn every_sample_event_runs_through_its_function() {
         ("files-api", "create-file.json", 201),
         ("files-api", "list-files.json", 200),
         ("files-api", "get-file.json", 404),
+        ("jobs-api", "get-job.json", 404),
+        ("admin-api", "list-queues.json", 200),
     ];
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/events");
     let mut on_disk: Vec<String> = Vec::new();
-    for function in ["users-api", "files-api"] {
+    for function in local::API_FUNCTIONS {
         for entry in std::fs::read_dir(dir.join(function)).unwrap() {
             on_disk.push(format!(
                 "{function}/{}",
@@ -99,7 +101,8 @@ async fn every_sample_event_runs_through_its_function() {
                 );
             }
             "list-files.json" => assert!(body["items"].is_array()),
-            "get-file.json" => assert_eq!(body["error"]["code"], "not_found"),
+            "get-file.json" | "get-job.json" => assert_eq!(body["error"]["code"], "not_found"),
+            "list-queues.json" => assert_eq!(body["queues"].as_array().unwrap().len(), 5),
             _ => unreachable!(),
         }
     }
@@ -155,5 +158,101 @@ async fn error_cases_come_back_as_json_through_lambda_http() {
     );
     let response = invoke(function_router(&app, "users-api"), &event).await;
     assert_eq!(response["statusCode"], 200, "{response}");
+    app.cleanup().await;
+}
+
+/// Each worker's sample SQS event through the worker its main.rs builds: every record is settled
+/// (no batch item failure), with the outcome the job deserves.
+#[tokio::test]
+async fn every_worker_sample_event_is_settled_by_its_worker() {
+    let app = TestApp::spawn().await;
+    let workers = local::jobs::workers(&app.services).expect("workers");
+    let cases = [
+        (
+            "file-processing-worker",
+            "process-file.json",
+            jobs::QueueName::FileProcessing,
+            "succeeded",
+        ),
+        (
+            "ai-training-worker",
+            "train-model.json",
+            jobs::QueueName::AiTraining,
+            "dead",
+        ),
+        (
+            "search-indexing-worker",
+            "index-file.json",
+            jobs::QueueName::SearchIndexing,
+            "succeeded",
+        ),
+        // The sample's recipient does not exist in a fresh database: a permanent failure.
+        (
+            "notifications-worker",
+            "send-notification.json",
+            jobs::QueueName::Notifications,
+            "dead",
+        ),
+        (
+            "reports-worker",
+            "generate-report.json",
+            jobs::QueueName::Reports,
+            "dead",
+        ),
+    ];
+    for (dir, name, queue, want) in cases {
+        let event: aws_lambda_events::event::sqs::SqsEvent =
+            serde_json::from_value(load_event(&format!("{dir}/{name}"))).expect("an SQS event");
+        let ids: Vec<uuid::Uuid> = event
+            .records
+            .iter()
+            .map(|r| jobs::Job::from_json(r.body.as_deref().unwrap()).unwrap().id)
+            .collect();
+        let worker = workers
+            .iter()
+            .find(|w| w.config().queue == queue)
+            .expect("a worker per queue");
+        let response = worker.handle_batch(event).await;
+        assert!(
+            response.batch_item_failures.is_empty(),
+            "{dir}/{name}: {:?}",
+            response.batch_item_failures
+        );
+        for id in ids {
+            let record = app.services.jobs.tracking.get(id).await.unwrap();
+            let status = record.map(|r| r.status.as_str().to_owned());
+            assert_eq!(status.as_deref(), Some(want), "{dir}/{name}");
+        }
+    }
+    app.cleanup().await;
+}
+
+/// The alarm-notifier's sample SNS event becomes one notification per admin.
+#[tokio::test]
+async fn the_alarm_sample_event_notifies_every_admin() {
+    let app = TestApp::spawn().await;
+    for _ in 0..2 {
+        let token = app.new_user_token(Role::Admin);
+        assert_eq!(app.get(&token, "/api/users/me").await.status(), 200);
+    }
+    let event: aws_lambda_events::event::sns::SnsEvent =
+        serde_json::from_value(load_event("alarm-notifier/alarm-state-change.json")).unwrap();
+    let record = &event.records[0];
+    let alarm = notifications::alarms::AlarmMessage::parse(&record.sns.message).unwrap();
+    assert_eq!(alarm.new_state_value, "ALARM");
+    let notifier = notifications::Notifier::new(app.services.jobs.producer.clone());
+    let queued = notifications::alarms::dispatch(
+        &app.pool,
+        &notifier,
+        &record.sns.message_id,
+        &alarm,
+        &notifications::alarms::AlarmRouting {
+            webhook_url: None,
+            email: Some("oncall@example.com".into()),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(queued, 3, "two admins in-app, one email");
     app.cleanup().await;
 }

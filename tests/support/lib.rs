@@ -185,20 +185,18 @@ impl TestApp {
             ses,
             &notifications_config,
         );
-        let monitor = if options.metrics {
-            let config = monitoring::MonitorConfig {
-                emf: false,
-                service: "itest".to_owned(),
-                ..monitoring::MonitorConfig::default()
-            };
-            let mut builder = monitoring::Monitor::builder().config(config);
-            if let Some(c) = &options.cache {
-                builder = builder.cache(c.clone());
-            }
-            Some(builder.build().expect("monitor"))
-        } else {
-            None
+        // Without `metrics` the monitor records nowhere; with it, into the test's Redis prefix.
+        let config = monitoring::MonitorConfig {
+            emf: false,
+            redis: options.metrics,
+            service: "itest".to_owned(),
+            ..monitoring::MonitorConfig::default()
         };
+        let mut builder = monitoring::Monitor::builder().config(config);
+        if let Some(c) = options.cache.as_ref().filter(|_| options.metrics) {
+            builder = builder.cache(c.clone());
+        }
+        let monitor = builder.build().expect("monitor");
         let services = Services {
             pool: pool.clone(),
             store: ObjectStore::new(s3, bucket),

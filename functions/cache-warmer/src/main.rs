@@ -25,8 +25,10 @@ async fn main() -> Result<(), Error> {
         &std::env::var("CACHE_WARM_PATHS").unwrap_or_else(|_| DEFAULT_PATHS.to_owned()),
     );
     warm::check_paths(&paths)?;
+    let dbs = bootstrap::databases(&aws).await?;
     let state = FilesState {
-        pool: bootstrap::database(&aws).await?,
+        pool: dbs.writer().clone(),
+        reader: dbs.reader().clone(),
         store: ObjectStore::new(
             storage::s3_client(&aws),
             bootstrap::required_env("UPLOADS_BUCKET")?,

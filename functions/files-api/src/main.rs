@@ -11,11 +11,13 @@ async fn main() -> Result<(), lambda_http::Error> {
     let aws = bootstrap::aws_config().await;
     let cache = bootstrap::cache(&aws).await?;
     let monitor = bootstrap::monitor(cache.clone())?;
-    let pool = bootstrap::database(&aws).await?;
+    let dbs = bootstrap::databases(&aws).await?;
+    let pool = dbs.writer().clone();
     let (_, _, producer) = bootstrap::jobs(&aws).await?;
     let invalidator = Invalidator::new(cache.clone());
     let state = FilesState {
         pool: pool.clone(),
+        reader: dbs.reader().clone(),
         store: ObjectStore::new(
             storage::s3_client(&aws),
             bootstrap::required_env("UPLOADS_BUCKET")?,

@@ -148,7 +148,7 @@ pub fn workers(services: &Services) -> Result<Vec<Arc<Worker>>, LocalError> {
             job.id
         )))
     };
-    let mut out = vec![
+    let out = vec![
         Worker::new(
             config(QueueName::FileProcessing)?,
             &lj.clients,
@@ -175,10 +175,10 @@ pub fn workers(services: &Services) -> Result<Vec<Arc<Worker>>, LocalError> {
         ),
         Worker::new(config(QueueName::Reports)?, &lj.clients, store, reports),
     ];
-    if let Some(m) = &services.monitor {
-        out = out.into_iter().map(|w| w.with_monitor(m.clone())).collect();
-    }
-    Ok(out.into_iter().map(Arc::new).collect())
+    Ok(out
+        .into_iter()
+        .map(|w| Arc::new(w.with_monitor(services.monitor.clone())))
+        .collect())
 }
 
 /// Starts polling every queue into its worker; stops when `shutdown` is cancelled.

@@ -97,8 +97,8 @@ pub struct Services {
     pub jobs: jobs::LocalJobs,
     /// The notifications worker's handler (SES client, webhook signing key).
     pub notifications: notifications::NotificationsHandler,
-    /// Metrics (EMF on stdout, the real-time view in Redis), when enabled.
-    pub monitor: Option<monitoring::Monitor>,
+    /// Metrics (EMF on stdout, the real-time view in Redis, as configured).
+    pub monitor: monitoring::Monitor,
 }
 
 /// The users-api state over the shared clients.
@@ -113,6 +113,7 @@ pub fn users_state(services: &Services) -> UsersState {
 pub fn files_state(services: &Services) -> FilesState {
     FilesState {
         pool: services.pool.clone(),
+        reader: services.pool.clone(),
         store: services.store.clone(),
         jobs: FileJobs::new(services.jobs.producer.clone()),
         config: FilesConfig::default(),
@@ -142,12 +143,24 @@ pub fn function_routes(services: &Services, function: &str) -> Option<Router> {
             invalidator,
             producer: services.jobs.producer.clone(),
         })),
+        "admin-api" => admin::api_router(admin_state(services)),
         _ => return None,
     })
 }
 
+/// The admin-api state over the shared clients.
+pub fn admin_state(services: &Services) -> admin::AdminState {
+    admin::AdminState::new(
+        services.jobs.clients.sqs.clone(),
+        services.jobs.directory.clone(),
+        services.monitor.clone(),
+        db::Db::new(services.pool.clone()),
+    )
+    .with_tracking(services.jobs.tracking.clone())
+}
+
 /// Names of the API functions the local server mounts.
-pub const API_FUNCTIONS: [&str; 3] = ["users-api", "files-api", "jobs-api"];
+pub const API_FUNCTIONS: [&str; 4] = ["users-api", "files-api", "jobs-api", "admin-api"];
 
 /// One API function's router with the shared layers, as its `main.rs` builds it for Lambda.
 pub fn function_app(services: &Services, function: &str) -> Option<Router> {
@@ -155,7 +168,7 @@ pub fn function_app(services: &Services, function: &str) -> Option<Router> {
     Some(response_pipeline::apply_monitored(
         routes,
         services.cache.clone(),
-        services.monitor.clone(),
+        Some(services.monitor.clone()),
     ))
 }
 
@@ -166,10 +179,17 @@ pub fn api(services: &Services) -> Router {
         .iter()
         .filter_map(|f| function_routes(services, f))
         .fold(Router::new(), Router::merge);
-    response_pipeline::apply_monitored(routes, services.cache.clone(), services.monitor.clone())
+    response_pipeline::apply_monitored(
+        routes,
+        services.cache.clone(),
+        Some(services.monitor.clone()),
+    )
 }
 
 /// The API behind the emulated gateway: what a client of `make run` talks to.
+/// The admin dashboard page is the one route without the authorizer (as in the template): the
+/// page holds no data and asks for a token itself.
 pub fn app(services: &Services, authority: LocalAuthority) -> Router {
     gateway::wrap(api(services), Arc::new(authority), services.pool.clone())
+        .merge(admin::dashboard_router())
 }

@@ -110,7 +110,7 @@ async fn serve() -> Result<(), LocalError> {
         cache,
         jobs,
         notifications,
-        monitor: Some(monitor),
+        monitor,
     };
     let shutdown = CancellationToken::new();
     let workers = local::jobs::spawn_workers(&services, PollSettings::default(), shutdown.clone())?;

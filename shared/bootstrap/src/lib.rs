@@ -168,6 +168,14 @@ pub async fn database(aws: &aws_config::SdkConfig) -> Result<PgPool, StartupErro
     Ok(pool)
 }
 
+/// The writer pool and, when DATABASE_READ_URL is set, a read-replica pool for read-only
+/// queries (both lazy).
+pub async fn databases(aws: &aws_config::SdkConfig) -> Result<db::Db, StartupError> {
+    let dbs = db::Db::from_env(Some(aws), &db::PoolSettings::from_env()).await?;
+    db::QueryMonitor::global().explain_with(dbs.writer());
+    Ok(dbs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -46,6 +46,9 @@ impl Default for FilesConfig {
 pub struct FilesState {
     /// Database pool.
     pub pool: PgPool,
+    /// Pool for read-only listings: a read replica when one is configured, else `pool`.
+    #[from_ref(skip)]
+    pub reader: PgPool,
     /// The uploads bucket.
     pub store: ObjectStore,
     /// Processing and search-indexing jobs.
@@ -182,7 +185,8 @@ async fn list_files(
 ) -> ApiResult<Json<Page<CadFile>>> {
     let limit = page_limit(query.limit)?;
     let listing = query.validate(me.id)?;
-    let mut rows = listing.fetch(&state.pool, limit + 1).await?;
+    // A replica may lag a second behind; listings tolerate that (single reads do not).
+    let mut rows = listing.fetch(&state.reader, limit + 1).await?;
     let has_more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let next_cursor = if has_more {

@@ -353,7 +353,7 @@ impl WindowReport {
                 }
             })
             .collect();
-        routes.sort_by(|a, b| b.http.requests.cmp(&a.http.requests));
+        routes.sort_by_key(|r| std::cmp::Reverse(r.http.requests));
         let mut total = CacheCounts::default();
         let caches: Vec<CacheSummary> = agg
             .caches
