@@ -299,7 +299,8 @@ fn validator_rejects_invalid_documents() {
         "Service": "s", "Latency": [1, 2]
     });
     assert!(validate_emf(&good.to_string()).is_ok());
-    let broken: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    type Breakage = Box<dyn Fn(&mut Value)>;
+    let broken: Vec<(&str, Breakage)> = vec![
         (
             "no _aws",
             Box::new(|v| {

@@ -172,7 +172,7 @@ impl ProcessingHandler {
         let correlation = job.correlation_id.clone();
         let Some(file) = files::repo::find(&self.pool, payload.file_id)
             .await
-            .map_err(|e| JobError::retryable(e))?
+            .map_err(JobError::retryable)?
         else {
             // Deleted before its turn came: nothing left to do, and nothing to retry.
             return Ok(Some(
@@ -188,7 +188,7 @@ impl ProcessingHandler {
         }
         let version = files::repo::version(&self.pool, file.id, version_no)
             .await
-            .map_err(|e| JobError::retryable(e))?
+            .map_err(JobError::retryable)?
             .ok_or_else(|| {
                 JobError::permanent(format!("file {} has no version {version_no}", file.id))
             })?;
