@@ -5,8 +5,10 @@ SHELL := /bin/bash
 ENV := source infra/scripts/env.sh
 ROLE ?= engineer
 JOBS ?= 2
+FUNCTIONS := users-api files-api jobs-api admin-api cache-warmer file-processing-worker \
+	ai-training-worker search-indexing-worker notifications-worker reports-worker alarm-notifier
 
-.PHONY: help run up down token test test-rust check-template lint fmt services build-lambda clean-test-dbs
+.PHONY: help run up down token test test-rust test-dashboard check-template lint fmt services build-lambda clean-test-dbs
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -26,10 +28,13 @@ down: ## Stop the background system started by `make up`
 token: ## Print a bearer token for the demo user of ROLE (admin, engineer, viewer)
 	@$(ENV) && cargo build -q -j $(JOBS) -p local && "$$CARGO_TARGET_DIR/debug/local-server" token $(ROLE)
 
-test: services clean-test-dbs test-rust check-template ## Run every test and check
+test: services clean-test-dbs test-rust test-dashboard check-template ## Run every test and check
 
 test-rust: ## The Rust unit and integration tests (needs `make services`)
 	@$(ENV) && cargo test --workspace --no-fail-fast -j $(JOBS)
+
+test-dashboard: ## The admin dashboard rendered and checked in headless Chromium (installs chromium if missing)
+	@infra/scripts/dashboard_check.sh
 
 check-template: ## sam validate --lint, and cfn-lint on the offline-transformed template
 	@command -v sam >/dev/null || python3 -m pip install --quiet aws-sam-cli
@@ -47,4 +52,12 @@ clean-test-dbs: ## Drop databases left behind by interrupted test runs
 
 build-lambda: ## Release builds of every function for Lambda (arm64), as `sam build` does
 	@command -v cargo-lambda >/dev/null || python3 -m pip install --quiet cargo-lambda
-	@$(ENV) && cargo lambda build --release --arm64 --workspace
+	@$(ENV) && cargo lambda build --release --arm64 -j $(JOBS) $(addprefix -p ,$(FUNCTIONS))
+
+.PHONY: bench bench-baseline
+
+bench: services ## The guide's performance benchmarks as one table (infra/bench/RESULTS.md); BASELINE=update stores a baseline
+	@$(ENV) && python3 infra/bench/bench.py $(if $(filter update,$(BASELINE)),--update-baseline)
+
+bench-baseline: services ## Run `make bench` and store its results as infra/bench/baseline.json
+	@$(ENV) && python3 infra/bench/bench.py --update-baseline
