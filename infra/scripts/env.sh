@@ -21,3 +21,14 @@ mkdir -p "$STATE_DIR"
 # (they would drown the console). METRICS_EMF=on shows them.
 export METRICS_EMF="${METRICS_EMF:-off}"
 export METRICS_SERVICE="${METRICS_SERVICE:-local}"
+# The shared CAD test files with reference values: next to the clone (../shared), or the
+# workplace's copy when the clone lives elsewhere.
+if [[ -z "${CAD_TESTDATA:-}" ]]; then
+  _repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+  if [[ -d "$_repo/../shared/testdata/cad" ]]; then
+    export CAD_TESTDATA="$(cd "$_repo/../shared/testdata/cad" && pwd)"
+  elif [[ -d /work/shared/testdata/cad ]]; then
+    export CAD_TESTDATA=/work/shared/testdata/cad
+  fi
+  unset _repo
+fi

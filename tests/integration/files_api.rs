@@ -6,10 +6,8 @@ use md5::Digest;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-const CUBE: &str = "../../shared/testdata/cad/20mm-xyz-cube.stl";
-
 fn cube_bytes() -> Vec<u8> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(CUBE);
+    let path = integration_tests::cad_testdata().join("20mm-xyz-cube.stl");
     std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
 

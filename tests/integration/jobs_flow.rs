@@ -11,15 +11,13 @@ use integration_tests::{TestApp, json_body};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-const CAD: &str = "../../shared/testdata/cad";
-
 fn testdata(name: &str) -> Vec<u8> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(CAD);
+    let dir = integration_tests::cad_testdata();
     std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 fn expected(name: &str) -> Value {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(CAD);
+    let dir = integration_tests::cad_testdata();
     let all: Value =
         serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
     all[name].clone()

@@ -11,6 +11,16 @@ use sqlx::{Executor, PgPool, Postgres};
 use storage::ObjectStore;
 use uuid::Uuid;
 
+/// The shared CAD test files: `CAD_TESTDATA` (set by infra/scripts/env.sh), else `../shared`
+/// next to the repository.
+pub fn cad_testdata() -> std::path::PathBuf {
+    std::env::var_os("CAD_TESTDATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/cad")
+        })
+}
+
 /// Secret of the tests' token authority.
 pub const TEST_JWT_SECRET: &str = "integration-test-secret";
 
