@@ -242,8 +242,10 @@ pub async fn process_in_rounds(
         totals.send += t.elapsed();
         let t = Instant::now();
         let source = LocalEventSource::new(env.clients.sqs.clone()).with_mapping(
+            // Short polling: a long poll still open in moto when the source stops would take
+            // the next round's messages and hide them for the visibility timeout.
             jobs::local_source::EventSourceMapping::for_worker(Arc::clone(&worker))
-                .with_wait_time(Duration::from_secs(1))
+                .with_wait_time(Duration::ZERO)
                 .with_pollers(pollers),
         );
         let stats = source.stats();
