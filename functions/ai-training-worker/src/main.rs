@@ -4,14 +4,10 @@
 
 use std::sync::Arc;
 
-use jobs::{Job, JobContext, JobError, JobResult, QueueName, Worker};
+use jobs::{QueueName, Worker};
 
-async fn train(job: Job, _ctx: JobContext) -> JobResult {
-    Err(JobError::permanent(format!(
-        "not implemented: model training is not available yet (job {} kept in the DLQ for redrive)",
-        job.id
-    )))
-}
+/// What the DLQ reason says until training exists.
+const TRAINING: &str = "model training is not available yet";
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -19,7 +15,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let aws = bootstrap::aws_config().await;
     let cache = bootstrap::cache(&aws).await?;
     let monitor = bootstrap::monitor(cache)?;
-    let worker = Worker::from_env(QueueName::AiTraining, &aws, train)
+    let worker = Worker::from_env(QueueName::AiTraining, &aws, jobs::not_implemented(TRAINING))
         .await?
         .with_monitor(monitor);
     jobs::run_lambda(Arc::new(worker)).await

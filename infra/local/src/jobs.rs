@@ -142,12 +142,6 @@ pub fn workers(services: &Services) -> Result<Vec<Arc<Worker>>, LocalError> {
         })
         .map_err(|e| LocalError::Config(e.to_string()))?,
     );
-    let train = |job: jobs::Job, _ctx: jobs::JobContext| async move {
-        Err::<Option<serde_json::Value>, _>(jobs::JobError::permanent(format!(
-            "not implemented: model training is not available yet (job {} kept in the DLQ for redrive)",
-            job.id
-        )))
-    };
     let out = vec![
         Worker::new(
             config(QueueName::FileProcessing)?,
@@ -159,7 +153,7 @@ pub fn workers(services: &Services) -> Result<Vec<Arc<Worker>>, LocalError> {
             config(QueueName::AiTraining)?,
             &lj.clients,
             store.clone(),
-            train,
+            jobs::not_implemented("model training is not available yet"),
         ),
         Worker::new(
             config(QueueName::SearchIndexing)?,

@@ -32,6 +32,8 @@ pub use config::{Clients, JobsConfig};
 pub use envelope::{Job, JobType, PayloadRef};
 pub use error::{Error, JobError, Result};
 pub use producer::{Producer, SendReport};
-pub use runtime::{JobContext, JobHandler, JobResult, Worker, WorkerConfig, run_lambda};
+pub use runtime::{
+    JobContext, JobHandler, JobResult, Worker, WorkerConfig, not_implemented, run_lambda,
+};
 pub use store::{DynamoJobStore, JobStore, MemoryJobStore};
 pub use tracking::{JobRecord, JobStatus, JobTracking};

@@ -65,6 +65,18 @@ where
     }
 }
 
+/// The handler of a queue whose work does not exist yet: every job fails permanently with
+/// `not implemented: <what>`, so it waits in the DLQ (visible to operators, redrivable later)
+/// instead of being reported as a success.
+pub fn not_implemented(what: &'static str) -> impl JobHandler {
+    move |job: Job, _ctx: JobContext| async move {
+        Err(JobError::permanent(format!(
+            "not implemented: {what} (job {} kept in the DLQ for redrive)",
+            job.id
+        )))
+    }
+}
+
 type ErasedHandler = Arc<dyn Fn(Job, JobContext) -> BoxFuture<'static, JobResult> + Send + Sync>;
 
 struct ContextInner {

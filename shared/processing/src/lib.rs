@@ -229,28 +229,25 @@ impl ProcessingHandler {
         ctx: &JobContext,
     ) -> Result<Verdict, ProcessingError> {
         let _ = ctx.progress(5, "reading the upload").await;
-        let Some(head) = self.store.head(&version.s3_key).await? else {
-            let verdict = Verdict::Failed {
-                reason: "the uploaded object is missing from storage; upload the file again".into(),
-            };
-            self.record_failure(file, &verdict).await?;
-            return Ok(verdict);
+        // One GET: its declared length is checked against the limit before the body is read.
+        let read = match self.store.get(&version.s3_key, self.config.max_bytes).await {
+            Ok(Some(bytes)) => Ok(bytes),
+            Ok(None) => {
+                Err("the uploaded object is missing from storage; upload the file again".to_owned())
+            }
+            Err(storage::StorageError::TooLarge { size, max }) => Err(format!(
+                "the file is {size} bytes; the limit is {max} bytes (100 MB)"
+            )),
+            Err(e) => return Err(e.into()),
         };
-        if head.size > self.config.max_bytes {
-            let verdict = Verdict::Failed {
-                reason: format!(
-                    "the file is {} bytes; the limit is {} bytes (100 MB)",
-                    head.size, self.config.max_bytes
-                ),
-            };
-            self.record_failure(file, &verdict).await?;
-            return Ok(verdict);
-        }
-        let bytes = self
-            .store
-            .get(&version.s3_key, self.config.max_bytes)
-            .await?
-            .unwrap_or_default();
+        let bytes = match read {
+            Ok(bytes) => bytes,
+            Err(reason) => {
+                let verdict = Verdict::Failed { reason };
+                self.record_failure(file, &verdict).await?;
+                return Ok(verdict);
+            }
+        };
 
         let _ = ctx.progress(25, "measuring the geometry").await;
         let name = version.original_name.clone();

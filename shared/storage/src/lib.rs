@@ -22,6 +22,14 @@ pub enum StorageError {
     /// A presigning request was invalid (e.g. an expiry out of range).
     #[error("could not presign: {0}")]
     Presign(String),
+    /// The object is larger than the caller accepts; nothing was read.
+    #[error("the object is {size} bytes, more than the {max} allowed")]
+    TooLarge {
+        /// Its size.
+        size: u64,
+        /// The limit given.
+        max: u64,
+    },
 }
 
 fn s3_error<E, R>(operation: &'static str, err: SdkError<E, R>) -> StorageError
@@ -206,9 +214,9 @@ impl ObjectStore {
         };
         let declared = out.content_length().unwrap_or(0).max(0) as u64;
         if declared > max_bytes {
-            return Err(StorageError::S3 {
-                operation: "GetObject",
-                message: format!("object is {declared} bytes, more than the {max_bytes} allowed"),
+            return Err(StorageError::TooLarge {
+                size: declared,
+                max: max_bytes,
             });
         }
         let bytes = out.body.collect().await.map_err(|e| StorageError::S3 {
